@@ -463,7 +463,7 @@ class _Loader:
         cached = self.images.get(target)
         if cached is None:
             try:
-                cached = read_input_image(target, rel, self.upload_limit)
+                cached = read_input_image(target, target.relative_to(self.root).as_posix(), self.upload_limit)
             except ImageProblem as e:
                 cached = str(e)
             self.images[target] = cached

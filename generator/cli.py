@@ -24,8 +24,11 @@ from generator.errors import (
     EXIT_INVALID,
     CampaignError,
     InvalidCampaign,
+    PlanError,
     Problem,
+    UsageError,
 )
+from generator.planner import Plan, PlanOptions, estimate, parse_selector, plan
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -111,6 +114,51 @@ def echo_notices(campaign: Campaign) -> None:
         click.echo(f"notice: {notice}", err=True)
 
 
+ENDPOINT_ENV = "CAMPAIGN_VERTEX_ENDPOINT"
+
+
+def parse_model_map(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise UsageError(f"--model-map {item!r}: expected OLD=NEW, e.g. imagen-4.0-generate-001=gemini-2.5-flash-image")
+        from generator.models import lookup
+
+        for name in (src.strip(), dst.strip()):
+            if lookup(name) is None:
+                raise UsageError(f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)")
+        out[src.strip()] = dst.strip()
+    return out
+
+
+def plan_options(campaign: Campaign, backend: str | None = None, model_map: Sequence[str] = (),
+                 only: Sequence[str] = ()) -> PlanOptions:
+    """What the command line and the environment add to the campaign (the planner itself reads neither)."""
+    import os
+
+    endpoint = os.environ.get(ENDPOINT_ENV) or campaign.backend.endpoint
+    return PlanOptions(
+        backend=backend,
+        model_map=parse_model_map(model_map),
+        only=tuple(parse_selector(s) for s in only),
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+    )
+
+
+def plan_selection_options(f: Any) -> Any:
+    """Options shared by plan, explain and generate."""
+    f = click.option("--only", "only", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+                     help="Restrict to variants matching every KEY=VALUE (keys: job, product, scene or any axis; "
+                          "VALUE may list alternatives as a|b). Repeat to add selections.")(f)
+    f = click.option("--model-map", "model_map", multiple=True, metavar="OLD=NEW",
+                     help="Re-target a model without editing the campaign (repeatable), e.g. "
+                          "imagen-4.0-generate-001=gemini-2.5-flash-image.")(f)
+    f = click.option("--backend", type=click.Choice(["preview", "vertex", "gemini"]),
+                     help="Override the campaign's backend for every job.")(f)
+    return f
+
+
 def _problem_json(p: Problem) -> dict[str, Any]:
     return {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
 
@@ -137,12 +185,26 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
             if not as_json:
                 click.echo(e.format_message(), err=True)
             continue
+        try:
+            planned = plan(campaign, plan_options(campaign))
+        except PlanError as e:
+            failed = True
+            results.append({"file": campaign.display, "id": campaign.id, "valid": False,
+                            "problems": [_problem_json(p) for p in e.problems] or [
+                                {"file": campaign.display, "line": None, "key": "", "message": str(e)}],
+                            "notices": [_problem_json(p) for p in campaign.notices]})
+            if not as_json:
+                click.echo(e.format_message(), err=True)
+            continue
         summary = (f"{len(campaign.products)} products, {len(campaign.scenes)} scenes, "
-                   f"{len(campaign.jobs)} jobs")
+                   f"{len(campaign.jobs)} jobs, {len(planned.variants):,} variants")
         results.append({"file": campaign.display, "id": campaign.id, "valid": True, "problems": [],
-                        "notices": [_problem_json(p) for p in campaign.notices]})
+                        "notices": [_problem_json(p) for p in campaign.notices],
+                        "warnings": [_problem_json(p) for p in planned.warnings]})
         if not as_json:
             echo_notices(campaign)
+            for warning in planned.warnings:
+                click.echo(f"warning: {warning}", err=True)
             click.echo(f"{campaign.display}: ok ({campaign.id}: {summary})")
     if as_json:
         click.echo(json.dumps({"valid": not failed, "campaigns": results}, indent=2))
@@ -220,6 +282,83 @@ def models(as_json: bool) -> None:
         click.echo(f"{spec.id:<40} {','.join(spec.operations):<28} {spec.max_images_per_request:>7} "
                    f"{spec.requests_per_minute:>5} {spec.price_per_image_usd:>6.3f}{assumed} {status}")
     click.echo("\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd")
+
+
+def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
+    from generator.store import Store, default_store_dir
+
+    store = Store(Path(store_dir) if store_dir else default_store_dir(campaign.root))
+    return store.has
+
+
+@cli.command("plan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@plan_selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1).")
+@click.option("--full", is_flag=True, help="With --json: include every variant and request.")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False), envvar="CAMPAIGN_STORE",
+              help="Content store to count cached requests in [default: .campaign-cache/ at the repository root; "
+                   "env CAMPAIGN_STORE].")
+def plan_command(paths: tuple[str, ...], backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...],
+                 as_json: bool, full: bool, store_dir: str | None) -> None:
+    """Show what a run would send, what is cached, what it costs and how long it takes.
+
+    Nothing is sent: planning reads the campaign files and their images, and looks up
+    the content store. Exit code 2 if a campaign is invalid or over its [limits].
+
+    \b
+    Examples:
+      campaign plan campaigns/summer-launch.toml
+      campaign plan campaigns/ --only 'job=hero,scene=beach|studio'
+      campaign plan campaigns/summer-launch.toml --json | jq .totals
+      campaign plan campaigns/summer-launch.toml --model-map imagen-4.0-fast-generate-001=gemini-2.5-flash-image
+    """
+    from generator.planview import limit_problems, plan_json, render_plan_text
+
+    documents = []
+    over = False
+    for campaign in load_all(paths):
+        planned = plan(campaign, plan_options(campaign, backend, model_map, only))
+        jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
+        over = over or bool(limit_problems(planned, total))
+        if as_json:
+            documents.append(plan_json(planned, jobs, total, full=full))
+        else:
+            echo_notices(campaign)
+            click.echo(render_plan_text(planned, jobs, total))
+    if as_json:
+        click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False))
+    if over:
+        sys.exit(EXIT_INVALID)
+
+
+def _location_count(campaign: Campaign) -> int:
+    return max(1, len(campaign.backend.locations))
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.argument("variant")
+@plan_selection_options
+def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...]) -> None:
+    """Show one variant: why it exists, its rendered prompt, its requests and their keys.
+
+    VARIANT is a variant id as `plan --json --full` prints it (e.g.
+    hero/product=trail-shoe/scene=beach/style=minimal) or a selection that matches exactly
+    one variant (e.g. 'job=hero,product=trail-shoe,scene=beach,style=minimal').
+    """
+    from generator.planview import find_variants, render_explain
+
+    campaign = load_campaign(path)
+    planned = plan(campaign, plan_options(campaign, backend, model_map, only))
+    found = find_variants(planned, variant)
+    if not found:
+        raise UsageError(f"no variant {variant!r} in {campaign.display}; list them with "
+                         f"`campaign plan {campaign.display} --json --full`")
+    if len(found) > 1:
+        names = "\n  ".join(v.id for v in found[:10])
+        raise UsageError(f"{variant!r} matches {len(found)} variants; be more specific:\n  {names}")
+    click.echo(render_explain(planned, found[0]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

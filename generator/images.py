@@ -39,7 +39,7 @@ class InputImage:
 
     Attributes:
         path: the resolved file on disk.
-        display: the path as written in the campaign file (relative to that file), for messages.
+        display: the path relative to the repository root (stable across machines and working folders).
         digest: ``sha256:<hex>`` of the bytes that will be sent.
         mime_type: MIME type of those bytes.
         width, height: pixel size of those bytes.
