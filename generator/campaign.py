@@ -18,7 +18,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, get_args, get_origin
 
-import jinja2
 from pydantic import BaseModel, ValidationError
 
 from generator import schema
@@ -155,7 +154,11 @@ def format_key(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else '"' + part.replace('"', '\\"') + '"'
+            text = (
+                part
+                if re.fullmatch(r"[A-Za-z0-9_-]+", part)
+                else '"' + part.replace('"', '\\"') + '"'
+            )
             out += f".{text}" if out else text
     return out
 
@@ -225,11 +228,28 @@ class _Loader:
     # -- problems ---------------------------------------------------------------------------------------------
 
     def report(self, doc: _Document, path: KeyPath, message: str) -> None:
-        self.problems.append(Problem(doc.display, doc.lines.line_of(path), format_key(path), message))
+        self.problems.append(
+            Problem(doc.display, doc.lines.line_of(path), format_key(path), message)
+        )
 
-    def report_validation(self, doc: _Document, prefix: KeyPath, error: ValidationError, model: Any) -> None:
-        for err in error.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    def report_validation(
+        self, doc: _Document, prefix: KeyPath, error: ValidationError, model: Any
+    ) -> None:
+        errors = [
+            (
+                tuple(
+                    p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+                ),
+                err,
+            )
+            for err in error.errors(include_url=False)
+        ]
+        for loc, err in errors:
+            # Pydantic also reports an array as too short when its only items failed; the item errors say why.
+            if err["type"] == "too_short" and any(
+                len(o) > len(loc) and o[: len(loc)] == loc for o, _ in errors
+            ):
+                continue
             self.report(doc, prefix + loc, _message(err, model, loc))
 
     # -- entry point ------------------------------------------------------------------------------------------
@@ -241,8 +261,12 @@ class _Loader:
         sections = self.validate_main(main)
         included = self.load_includes(main, sections["include"], chain=(self.abs,))
         self.upload_limit = self.choose_upload_limit(sections)
-        products = self.resolve_products([(main, sections["products"])] + [(d, s["products"]) for d, s in included])
-        scenes = self.resolve_scenes([(main, sections["scenes"])] + [(d, s["scenes"]) for d, s in included])
+        products = self.resolve_products(
+            [(main, sections["products"])] + [(d, s["products"]) for d, s in included]
+        )
+        scenes = self.resolve_scenes(
+            [(main, sections["scenes"])] + [(d, s["scenes"]) for d, s in included]
+        )
         templates = self.resolve_templates(
             [(main, sections["templates"])] + [(d, s["templates"]) for d, s in included]
         )
@@ -285,7 +309,11 @@ class _Loader:
         try:
             size = check_regular_file(file)
         except ImageProblem as e:
-            fail(str(e).replace("an image file", "a TOML file").replace("a PNG, JPEG or WebP image", "TOML"))
+            fail(
+                str(e)
+                .replace("an image file", "a TOML file")
+                .replace("a PNG, JPEG or WebP image", "TOML")
+            )
             return None
         if size > MAX_CAMPAIGN_BYTES:
             fail(f"file is {size / 1024 / 1024:.1f} MB; campaign files over 5 MB are refused")
@@ -298,7 +326,9 @@ class _Loader:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             line = raw[: e.start].count(b"\n") + 1
-            self.problems.append(Problem(display, line, "", "is not valid UTF-8 text; save the file as UTF-8"))
+            self.problems.append(
+                Problem(display, line, "", "is not valid UTF-8 text; save the file as UTF-8")
+            )
             return None
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -322,18 +352,34 @@ class _Loader:
         out: dict[str, Any] = {}
         if "campaign" not in data:
             self.problems.append(
-                Problem(doc.display, None, "campaign", 'missing [campaign] table (at least: id = "my-campaign")')
+                Problem(
+                    doc.display,
+                    None,
+                    "campaign",
+                    'missing [campaign] table (at least: id = "my-campaign")',
+                )
             )
             out["header"] = None
         else:
-            out["header"] = self.validate(doc, ("campaign",), data["campaign"], schema.CampaignHeader)
+            out["header"] = self.validate(
+                doc, ("campaign",), data["campaign"], schema.CampaignHeader
+            )
         if out["header"] is not None:
             out["include"] = out["header"].include
         else:  # still follow valid-looking includes, so their problems are reported too
-            raw = data.get("campaign", {}).get("include", ()) if isinstance(data.get("campaign"), Mapping) else ()
-            out["include"] = tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, tuple) else ()
-        for key, model in (("defaults", schema.Defaults), ("limits", schema.Limits),
-                           ("backend", schema.BackendConfig)):
+            raw = (
+                data.get("campaign", {}).get("include", ())
+                if isinstance(data.get("campaign"), Mapping)
+                else ()
+            )
+            out["include"] = (
+                tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, tuple) else ()
+            )
+        for key, model in (
+            ("defaults", schema.Defaults),
+            ("limits", schema.Limits),
+            ("backend", schema.BackendConfig),
+        ):
             value = self.validate(doc, (key,), data.get(key, {}), model)
             out[key] = value if value is not None else model()
         self.validate_common(doc, data, out)
@@ -361,7 +407,11 @@ class _Loader:
         """Validate each entry of an array of tables on its own; return (index, model or None, raw)."""
         raw = data.get(key, ())
         if not isinstance(raw, tuple) or not all(isinstance(x, Mapping) for x in raw):
-            self.report(doc, (key,), f"expected an array of tables ([[{key}]] entries), got {_describe(raw)}")
+            self.report(
+                doc,
+                (key,),
+                f"expected an array of tables ([[{key}]] entries), got {_describe(raw)}",
+            )
             return []
         out = []
         for i, entry in enumerate(raw):
@@ -386,7 +436,9 @@ class _Loader:
                     out.append((name, spec))
             else:
                 self.report(
-                    doc, path, f'expected a string (inline template) or {{ file = "..." }}, got {_describe(value)}'
+                    doc,
+                    path,
+                    f'expected a string (inline template) or {{ file = "..." }}, got {_describe(value)}',
                 )
         return out
 
@@ -403,14 +455,18 @@ class _Loader:
             if target is None:
                 continue
             if target in chain:
-                names = " -> ".join(display_path(p) for p in (*chain[chain.index(target):], target))
+                names = " -> ".join(
+                    display_path(p) for p in (*chain[chain.index(target) :], target)
+                )
                 self.report(doc, at, f"include cycle: {names}")
                 continue
             if target in self.documents:
                 self.report(doc, at, f"{_quote(rel)} is included twice; include each file once")
                 continue
             if len(chain) > MAX_INCLUDE_DEPTH:
-                self.report(doc, at, f"includes are nested more than {MAX_INCLUDE_DEPTH} deep; flatten them")
+                self.report(
+                    doc, at, f"includes are nested more than {MAX_INCLUDE_DEPTH} deep; flatten them"
+                )
                 continue
             child = self.read_document(target, doc, at)
             if child is None:
@@ -418,13 +474,19 @@ class _Loader:
             allowed = tuple(schema.IncludedFile.model_fields)
             for k in child.data:
                 if k not in allowed:
-                    self.report(child, (k,), _unknown_key(k, allowed, what="section") +
-                                " (an included file may hold only include, products, scenes and templates)")
+                    self.report(
+                        child,
+                        (k,),
+                        f"unknown section {_quote(k)}: an included file may hold only "
+                        "include, products, scenes and templates",
+                    )
             sections: dict[str, Any] = {}
             self.validate_common(child, child.data, sections)
             nested = child.data.get("include", ())
             if not isinstance(nested, tuple) or not all(isinstance(x, str) for x in nested):
-                self.report(child, ("include",), f"expected an array of file paths, got {_describe(nested)}")
+                self.report(
+                    child, ("include",), f"expected an array of file paths, got {_describe(nested)}"
+                )
                 nested = ()
             out.append((child, sections))
             out.extend(self.load_includes(child, nested, (*chain, target)))
@@ -437,8 +499,12 @@ class _Loader:
             self.report(doc, at, f"{what} path contains control characters")
             return None
         if os.path.isabs(rel) or rel.startswith("~"):
-            self.report(doc, at, f"{_quote(rel)}: absolute paths are not allowed; write the path relative to "
-                                 f"{_quote(doc.display)}")
+            self.report(
+                doc,
+                at,
+                f"{_quote(rel)}: absolute paths and ~ are not allowed; write the path relative to "
+                f"{_quote(doc.display)}",
+            )
             return None
         joined = Path(os.path.normpath(doc.file.parent / rel))
         try:
@@ -448,8 +514,12 @@ class _Loader:
             return None
         if not resolved.is_relative_to(self.root):
             how = "through a symlink " if joined.is_relative_to(self.root) else ""
-            self.report(doc, at, f"{_quote(rel)} resolves {how}outside the repository holding the campaign; "
-                                 "keep campaign files and assets inside it")
+            self.report(
+                doc,
+                at,
+                f"{_quote(rel)} resolves {how}outside the repository holding the campaign; "
+                "keep campaign files and assets inside it",
+            )
             return None
         if not resolved.exists():
             self.report(doc, at, f"{what} not found: {rel}")
@@ -463,7 +533,9 @@ class _Loader:
         cached = self.images.get(target)
         if cached is None:
             try:
-                cached = read_input_image(target, target.relative_to(self.root).as_posix(), self.upload_limit)
+                cached = read_input_image(
+                    target, target.relative_to(self.root).as_posix(), self.upload_limit
+                )
             except ImageProblem as e:
                 cached = str(e)
             self.images[target] = cached
@@ -471,8 +543,11 @@ class _Loader:
             self.report(doc, at, f"{rel}: {cached}")
             return None
         if cached.fitted:
-            self.notices.append(Problem(doc.display, doc.lines.line_of(at), format_key(at),
-                                        f"{rel}: {cached.fitted}"))
+            self.notices.append(
+                Problem(
+                    doc.display, doc.lines.line_of(at), format_key(at), f"{rel}: {cached.fitted}"
+                )
+            )
         return cached
 
     def choose_upload_limit(self, sections: Mapping[str, Any]) -> int:
@@ -490,7 +565,9 @@ class _Loader:
                         names.update(str(v.id) for v in values)
                     if axis == "backend":
                         backends.update(str(v.id) for v in values)
-        gemini = "gemini" in backends or any((s := lookup(n)) and s.family == "gemini" for n in names)
+        gemini = "gemini" in backends or any(
+            (s := lookup(n)) and s.family == "gemini" for n in names
+        )
         return GEMINI_UPLOAD_LIMIT if gemini else DEFAULT_UPLOAD_LIMIT
 
     # -- products, scenes, templates --------------------------------------------------------------------------
@@ -508,14 +585,21 @@ class _Loader:
                     self.known_products.add(rid)
                 if spec is None:
                     continue
-                images = tuple(self.image(doc, (*path, "images", k), rel) for k, rel in enumerate(spec.images))
+                images = tuple(
+                    self.image(doc, (*path, "images", k), rel) for k, rel in enumerate(spec.images)
+                )
                 mask = self.image(doc, (*path, "mask"), spec.mask) if spec.mask else None
-                if mask is not None and images[0] is not None and (mask.width, mask.height) != (
-                    images[0].width, images[0].height
+                if (
+                    mask is not None
+                    and images[0] is not None
+                    and (mask.width, mask.height) != (images[0].width, images[0].height)
                 ):
-                    self.report(doc, (*path, "mask"),
-                                f"{spec.mask}: mask is {mask.width}x{mask.height} but the first photo is "
-                                f"{images[0].width}x{images[0].height}; they must be the same size")
+                    self.report(
+                        doc,
+                        (*path, "mask"),
+                        f"{spec.mask}: mask is {mask.width}x{mask.height} but the first photo is "
+                        f"{images[0].width}x{images[0].height}; they must be the same size",
+                    )
                 if any(img is None for img in images):
                     continue
                 out[spec.id] = Product(
@@ -541,11 +625,18 @@ class _Loader:
                         continue
                     self.known_scenes.add(rid)
                 if spec is not None:
-                    out[spec.id] = Scene(spec.id, spec.name or spec.id, spec.prompt,
-                                         MappingProxyType(dict(spec.vars)), Origin(doc.display, ("scenes", i)))
+                    out[spec.id] = Scene(
+                        spec.id,
+                        spec.name or spec.id,
+                        spec.prompt,
+                        MappingProxyType(dict(spec.vars)),
+                        Origin(doc.display, ("scenes", i)),
+                    )
         return out
 
-    def resolve_templates(self, groups: list[tuple[_Document, list[tuple[str, Any]]]]) -> dict[str, Template]:
+    def resolve_templates(
+        self, groups: list[tuple[_Document, list[tuple[str, Any]]]]
+    ) -> dict[str, Template]:
         out: dict[str, Template] = {}
         first_seen: dict[str, str] = {}
         for doc, entries in groups:
@@ -563,7 +654,9 @@ class _Loader:
         origin = Origin(doc.display, path)
         if isinstance(spec, str):
             line = doc.lines.line_of(path) or 1
-            template = Template(name, spec, doc.display, line + _starts_on_next_line(doc.text, line), origin)
+            template = Template(
+                name, spec, doc.display, line + _starts_on_next_line(doc.text, line), origin
+            )
         else:
             target = self.resolve_path(doc, (*path, "file"), spec.file, what="template file")
             if target is None:
@@ -574,7 +667,11 @@ class _Loader:
                     raise ImageProblem(f"is {size // 1024} KB; templates over 256 KB are refused")
                 text = target.read_bytes().decode("utf-8")
             except ImageProblem as e:
-                self.report(doc, (*path, "file"), f"{spec.file}: {str(e).replace('an image file', 'a text file')}")
+                self.report(
+                    doc,
+                    (*path, "file"),
+                    f"{spec.file}: {str(e).replace('an image file', 'a text file')}",
+                )
                 return None
             except UnicodeDecodeError:
                 self.report(doc, (*path, "file"), f"{spec.file}: is not UTF-8 text")
@@ -583,15 +680,25 @@ class _Loader:
         error = compile_template(template.text)
         if error is not None:
             message, lineno = error
-            self.problems.append(Problem(template.file, template.first_line + lineno - 1, format_key(path),
-                                         f"template syntax error: {message}"))
+            self.problems.append(
+                Problem(
+                    template.file,
+                    template.first_line + lineno - 1,
+                    format_key(path),
+                    f"template syntax error: {message}",
+                )
+            )
             return None
         return template
 
-    def duplicate(self, doc: _Document, path: KeyPath, what: str, rid: str, seen: dict[str, str]) -> bool:
+    def duplicate(
+        self, doc: _Document, path: KeyPath, what: str, rid: str, seen: dict[str, str]
+    ) -> bool:
         where = f"{doc.display}:{doc.lines.line_of(path)}"
         if rid in seen:
-            self.report(doc, path, f"duplicate {what} id {_quote(rid)} (first defined at {seen[rid]})")
+            self.report(
+                doc, path, f"duplicate {what} id {_quote(rid)} (first defined at {seen[rid]})"
+            )
             return True
         seen[rid] = where
         return False
@@ -608,7 +715,9 @@ class _Loader:
         first_seen: dict[str, str] = {}
         for i, spec, raw in entries:
             rid = spec.id if spec is not None else raw.get("id")
-            if isinstance(rid, str) and not self.duplicate(doc, ("jobs", i, "id"), "job", rid, first_seen):
+            if isinstance(rid, str) and not self.duplicate(
+                doc, ("jobs", i, "id"), "job", rid, first_seen
+            ):
                 self.known_jobs.add(rid)
         jobs: list[Job] = []
         for i, spec, _ in entries:
@@ -632,11 +741,18 @@ class _Loader:
                 self.report(doc, (*path, name), _does_not_apply(name, op))
         for name, ops in schema.OPERATION_JOB_KEYS.items():
             if name in spec.model_fields_set and op not in ops:
-                self.report(doc, (*path, name), f"does not apply to operation {_quote(op)} (only to "
-                                                 f"{', '.join(sorted(ops))})")
+                self.report(
+                    doc,
+                    (*path, name),
+                    f"{_quote(name)} does not apply to operation {_quote(op)} (it "
+                    f"applies to: {', '.join(sorted(ops))})",
+                )
         if op == "upscale" and spec.images not in (None, 1):
-            self.report(doc, (*path, "images"), "upscale returns one image per source image; remove images or "
-                                                 "set it to 1")
+            self.report(
+                doc,
+                (*path, "images"),
+                "upscale returns one image per source image; remove images or set it to 1",
+            )
         # Prompt: exactly one of template/prompt where the operation needs one.
         template: Template | None = None
         needs_prompt = op in ("generate", "bgswap", "customize", "edit")
@@ -645,41 +761,60 @@ class _Loader:
         elif spec.template is not None:
             template = templates.get(spec.template)
             if template is None and spec.template not in self.known_templates:
-                self.report(doc, (*path, "template"),
-                            _unknown_ref("template", spec.template, sorted(self.known_templates)))
+                self.report(
+                    doc,
+                    (*path, "template"),
+                    _unknown_ref("template", spec.template, sorted(self.known_templates)),
+                )
         elif spec.prompt is not None:
             inline = self.template(doc, (*path, "prompt"), spec.id, spec.prompt)
             template = inline
         elif needs_prompt:
-            self.report(doc, path, f"operation {_quote(op)} needs a prompt: set template = \"<name>\" or "
-                                   "prompt = \"...\"")
+            self.report(
+                doc,
+                path,
+                f'operation {_quote(op)} needs a prompt: set template = "<name>" or prompt = "..."',
+            )
         # Source.
         if spec.source is not None and spec.source != "product":
             if spec.source == spec.id:
-                self.report(doc, (*path, "source"), "a job cannot take its own outputs as its source")
+                self.report(
+                    doc, (*path, "source"), "a job cannot take its own outputs as its source"
+                )
             elif spec.source not in self.known_jobs:
-                self.report(doc, (*path, "source"),
-                            _unknown_ref("job", spec.source, sorted(self.known_jobs), extra="product"))
+                self.report(
+                    doc,
+                    (*path, "source"),
+                    _unknown_ref("job", spec.source, sorted(self.known_jobs), extra="product"),
+                )
         # References.
         references = self.resolve_references(doc, path, spec)
         if spec.matrix is not None:
             self.check_matrix(doc, (*path, "matrix"), spec)
         if len(self.problems) > before:
             return None
-        return Job(spec=spec, template=template, references=references, origin=Origin(doc.display, path))
+        return Job(
+            spec=spec, template=template, references=references, origin=Origin(doc.display, path)
+        )
 
-    def resolve_references(self, doc: _Document, path: KeyPath, spec: schema.Job) -> tuple[Reference, ...]:
+    def resolve_references(
+        self, doc: _Document, path: KeyPath, spec: schema.Job
+    ) -> tuple[Reference, ...]:
         if spec.operation != "customize":
             return ()
         if not spec.references:
-            self.report(doc, path, "a customize job needs at least one reference: [[jobs.references]] with "
-                                   'type = "subject", "style" or "control"')
+            self.report(
+                doc,
+                path,
+                "a customize job needs at least one reference: [[jobs.references]] with "
+                'type = "subject", "style" or "control"',
+            )
             return ()
         out = []
         for k, ref in enumerate(spec.references):
             at: KeyPath = (*path, "references", k)
             if ref.type != "subject" and not ref.images:
-                self.report(doc, at, f"a {ref.type} reference needs images = [\"...\"]")
+                self.report(doc, at, f'a {ref.type} reference needs images = ["..."]')
             if ref.type != "subject" and ref.subject_type is not None:
                 self.report(doc, (*at, "subject_type"), "only subject references take subject_type")
             if ref.type != "control" and ref.control_type is not None:
@@ -687,19 +822,27 @@ class _Loader:
             if ref.type != "control" and "compute" in ref.model_fields_set:
                 self.report(doc, (*at, "compute"), "only control references take compute")
             if ref.type == "control" and ref.control_type is None:
-                self.report(doc, at, 'a control reference needs control_type = "canny", "scribble" or "face_mesh"')
+                self.report(
+                    doc,
+                    at,
+                    'a control reference needs control_type = "canny", "scribble" or "face_mesh"',
+                )
             if ref.type == "control" and len(ref.images) > 1:
                 self.report(doc, (*at, "images"), "a control reference takes one image")
-            images = tuple(self.image(doc, (*at, "images", j), rel) for j, rel in enumerate(ref.images))
-            out.append(Reference(
-                number=k + 1,
-                type=ref.type,
-                images=tuple(img for img in images if img is not None),
-                description=ref.description,
-                subject_type=ref.subject_type,
-                control_type=ref.control_type,
-                compute=ref.compute,
-            ))
+            images = tuple(
+                self.image(doc, (*at, "images", j), rel) for j, rel in enumerate(ref.images)
+            )
+            out.append(
+                Reference(
+                    number=k + 1,
+                    type=ref.type,
+                    images=tuple(img for img in images if img is not None),
+                    description=ref.description,
+                    subject_type=ref.subject_type,
+                    control_type=ref.control_type,
+                    compute=ref.compute,
+                )
+            )
         return tuple(out)
 
     def check_matrix(self, doc: _Document, path: KeyPath, spec: schema.Job) -> None:
@@ -707,8 +850,10 @@ class _Loader:
         assert matrix is not None
         op = spec.operation
         axes: dict[str, set[str]] = {}
-        for key, known, what in (("product", self.known_products, "product"),
-                                 ("scene", self.known_scenes, "scene")):
+        for key, known, what in (
+            ("product", self.known_products, "product"),
+            ("scene", self.known_scenes, "scene"),
+        ):
             values = getattr(matrix, key)
             if values is None:
                 continue
@@ -725,11 +870,17 @@ class _Loader:
         for name, values in (matrix.model_extra or {}).items():
             at = (*path, name)
             if not schema.AXIS_PATTERN.match(name):
-                self.report(doc, at, "axis names are template variables: lowercase letters, digits and '_', "
-                                     "starting with a letter (e.g. 'style')")
+                self.report(
+                    doc,
+                    at,
+                    "axis names are template variables: lowercase letters, digits and '_', "
+                    "starting with a letter (e.g. 'style')",
+                )
                 continue
             if name in RESERVED_NAMES:
-                self.report(doc, at, f"{_quote(name)} is reserved for templates; name the axis differently")
+                self.report(
+                    doc, at, f"{_quote(name)} is reserved for templates; name the axis differently"
+                )
                 continue
             if name in schema.SETTING_NAMES:
                 if name not in schema.OPERATION_SETTINGS[op]:
@@ -742,22 +893,38 @@ class _Loader:
             axes[name] = set(ids)
         for k, entry in enumerate(matrix.exclude):
             if not entry:
-                self.report(doc, (*path, "exclude", k), "an empty exclude entry would remove every combination")
+                self.report(
+                    doc,
+                    (*path, "exclude", k),
+                    "an empty exclude entry would remove every combination",
+                )
             for key, value in entry.items():
                 at = (*path, "exclude", k, key)
                 if key not in axes:
-                    self.report(doc, at, f"{_quote(key)} is not an axis of this matrix (axes: "
-                                         f"{', '.join(sorted(axes)) or 'none'})")
+                    self.report(
+                        doc,
+                        at,
+                        f"{_quote(key)} is not an axis of this matrix (axes: "
+                        f"{', '.join(sorted(axes)) or 'none'})",
+                    )
                 elif str(value) not in axes[key]:
-                    self.report(doc, at, f"{_quote(str(value))} is not a value of axis {_quote(key)} "
-                                         f"({', '.join(sorted(axes[key]))})")
+                    self.report(
+                        doc,
+                        at,
+                        f"{_quote(str(value))} is not a value of axis {_quote(key)} "
+                        f"({', '.join(sorted(axes[key]))})",
+                    )
         for k, entry in enumerate(matrix.include):
             if not entry:
                 self.report(doc, (*path, "include", k), "an include entry needs at least one key")
             for key, value in entry.items():
                 at = (*path, "include", k, key)
                 if not schema.AXIS_PATTERN.match(key):
-                    self.report(doc, at, "include keys are template variables: lowercase letters, digits and '_'")
+                    self.report(
+                        doc,
+                        at,
+                        "include keys are template variables: lowercase letters, digits and '_'",
+                    )
                 elif key in ("product", "scene"):
                     known = self.known_products if key == "product" else self.known_scenes
                     if value not in known:
@@ -793,8 +960,11 @@ class _Loader:
                 nxt = by_id[current.spec.source]
                 if nxt.id in seen:
                     if nxt.id == job.id:
-                        self.report(doc, (*job.origin.path, "source"),
-                                    f"jobs take each other's outputs in a cycle: {' -> '.join([*seen, nxt.id])}")
+                        self.report(
+                            doc,
+                            (*job.origin.path, "source"),
+                            f"jobs take each other's outputs in a cycle: {' -> '.join([*seen, nxt.id])}",
+                        )
                     break
                 seen.append(nxt.id)
                 current = nxt
@@ -809,7 +979,9 @@ class _Loader:
         for src, dst in defaults.model_map.items():
             for value, key in ((src, src), (dst, src)):
                 if lookup(value) is None:
-                    self.report(doc, ("defaults", "model_map", key), _unknown_ref("model", value, known))
+                    self.report(
+                        doc, ("defaults", "model_map", key), _unknown_ref("model", value, known)
+                    )
         limits: schema.Limits = sections["limits"]
         for table in ("requests_per_minute", "price_per_image_usd"):
             for name in getattr(limits, table):
@@ -823,12 +995,17 @@ class _Loader:
             values = (job.matrix.model_extra or {}).get("model", ()) if job.matrix else ()
             for k, value in enumerate(values):
                 if lookup(str(value.id)) is None:
-                    self.report(doc, ("jobs", i, "matrix", "model", k), _unknown_ref("model", str(value.id), known))
+                    self.report(
+                        doc,
+                        ("jobs", i, "matrix", "model", k),
+                        _unknown_ref("model", str(value.id), known),
+                    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Messages
 # --------------------------------------------------------------------------------------------------------------
+
 
 def _freeze(value: Any) -> Any:
     """TOML arrays become tuples (strict models take tuples only; the data is immutable anyway)."""
@@ -845,7 +1022,12 @@ def _syntax_problem(display: str, e: tomllib.TOMLDecodeError) -> Problem:
     message = re.sub(r"\s*\(at line \d+, column \d+\)", "", text)
     message = re.sub(r"\s*\(at end of document\)", " (at the end of the file)", message)
     if match:
-        return Problem(display, int(match.group(1)), "", f"TOML syntax error: {message} (column {match.group(2)})")
+        return Problem(
+            display,
+            int(match.group(1)),
+            "",
+            f"TOML syntax error: {message} (column {match.group(2)})",
+        )
     return Problem(display, None, "", f"TOML syntax error: {message}")
 
 
@@ -889,14 +1071,19 @@ def _unknown_key(key: str, allowed: Iterable[str], what: str = "key") -> str:
 def _unknown_ref(what: str, value: str, known: list[str], extra: str | None = None) -> str:
     choices = ([extra] if extra else []) + known
     close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    hint = f"; did you mean {_quote(close[0])}?" if close else ""
-    listed = ", ".join(choices[:12]) + (", …" if len(choices) > 12 else "")
-    return f"unknown {what} {_quote(value)}{hint} (known: {listed or 'none'})"
+    if close:
+        return f"unknown {what} {_quote(value)}; did you mean {_quote(close[0])}?"
+    if what == "model":
+        return f"unknown model {_quote(value)} (`campaign models` lists the models the tool knows)"
+    listed = ", ".join(choices[:8]) + (", …" if len(choices) > 8 else "")
+    return f"unknown {what} {_quote(value)} (known: {listed or 'none'})"
 
 
 def _does_not_apply(name: str, op: str) -> str:
     ops = [o for o, names in schema.OPERATION_SETTINGS.items() if name in names]
-    return f"{_quote(name)} does not apply to operation {_quote(op)} (it applies to: {', '.join(ops)})"
+    return (
+        f"{_quote(name)} does not apply to operation {_quote(op)} (it applies to: {', '.join(ops)})"
+    )
 
 
 def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
@@ -973,8 +1160,14 @@ def _message(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
         limit = ctx.get("min_length" if kind == "too_short" else "max_length")
         word = "at least" if kind == "too_short" else "at most"
         if isinstance(value, str):
-            return "must not be empty" if limit == 1 and kind == "too_short" else f"must be {word} {limit} characters"
-        return f"needs {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
+            return (
+                "must not be empty"
+                if limit == 1 and kind == "too_short"
+                else f"must be {word} {limit} characters"
+            )
+        return (
+            f"needs {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
+        )
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_MESSAGES.get(ctx.get('pattern', ''), 'has the wrong form')}, got {_describe(value)}"
     if kind == "value_error":

@@ -28,7 +28,7 @@ from generator.errors import (
     Problem,
     UsageError,
 )
-from generator.planner import Plan, PlanOptions, estimate, parse_selector, plan
+from generator.planner import PlanOptions, estimate, parse_selector, plan
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -45,8 +45,19 @@ _CAMPAIGN_HEADER = re.compile(r"^\s*\[\s*campaign\s*\]\s*(#.*)?$", re.MULTILINE)
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         # Commands in the order of the pipeline, not alphabetically.
-        order = ["init", "validate", "plan", "explain", "generate", "report", "check", "clean", "models",
-                 "schema", "emulator"]
+        order = [
+            "init",
+            "validate",
+            "plan",
+            "explain",
+            "generate",
+            "report",
+            "check",
+            "clean",
+            "models",
+            "schema",
+            "emulator",
+        ]
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
 
@@ -91,7 +102,9 @@ def find_campaign_files(paths: Sequence[str]) -> list[Path]:
         else:
             raise InvalidCampaign([Problem(raw, None, "", "no such file or directory")])
     if not found:
-        raise CampaignError(f"no campaign files (TOML files with a [campaign] table) in {', '.join(paths)}")
+        raise CampaignError(
+            f"no campaign files (TOML files with a [campaign] table) in {', '.join(paths)}"
+        )
     return found
 
 
@@ -122,18 +135,26 @@ def parse_model_map(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         src, sep, dst = item.partition("=")
         if not sep or not src.strip() or not dst.strip():
-            raise UsageError(f"--model-map {item!r}: expected OLD=NEW, e.g. imagen-4.0-generate-001=gemini-2.5-flash-image")
+            raise UsageError(
+                f"--model-map {item!r}: expected OLD=NEW, e.g. imagen-4.0-generate-001=gemini-2.5-flash-image"
+            )
         from generator.models import lookup
 
         for name in (src.strip(), dst.strip()):
             if lookup(name) is None:
-                raise UsageError(f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)")
+                raise UsageError(
+                    f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)"
+                )
         out[src.strip()] = dst.strip()
     return out
 
 
-def plan_options(campaign: Campaign, backend: str | None = None, model_map: Sequence[str] = (),
-                 only: Sequence[str] = ()) -> PlanOptions:
+def plan_options(
+    campaign: Campaign,
+    backend: str | None = None,
+    model_map: Sequence[str] = (),
+    only: Sequence[str] = (),
+) -> PlanOptions:
     """What the command line and the environment add to the campaign (the planner itself reads neither)."""
     import os
 
@@ -148,14 +169,27 @@ def plan_options(campaign: Campaign, backend: str | None = None, model_map: Sequ
 
 def plan_selection_options(f: Any) -> Any:
     """Options shared by plan, explain and generate."""
-    f = click.option("--only", "only", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
-                     help="Restrict to variants matching every KEY=VALUE (keys: job, product, scene or any axis; "
-                          "VALUE may list alternatives as a|b). Repeat to add selections.")(f)
-    f = click.option("--model-map", "model_map", multiple=True, metavar="OLD=NEW",
-                     help="Re-target a model without editing the campaign (repeatable), e.g. "
-                          "imagen-4.0-generate-001=gemini-2.5-flash-image.")(f)
-    f = click.option("--backend", type=click.Choice(["preview", "vertex", "gemini"]),
-                     help="Override the campaign's backend for every job.")(f)
+    f = click.option(
+        "--only",
+        "only",
+        multiple=True,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="Restrict to variants matching every KEY=VALUE (keys: job, product, scene or any axis; "
+        "VALUE may list alternatives as a|b). Repeat to add selections.",
+    )(f)
+    f = click.option(
+        "--model-map",
+        "model_map",
+        multiple=True,
+        metavar="OLD=NEW",
+        help="Re-target a model without editing the campaign (repeatable), e.g. "
+        "imagen-4.0-generate-001=gemini-2.5-flash-image.",
+    )(f)
+    f = click.option(
+        "--backend",
+        type=click.Choice(["preview", "vertex", "gemini"]),
+        help="Override the campaign's backend for every job.",
+    )(f)
     return f
 
 
@@ -165,7 +199,9 @@ def _problem_json(p: Problem) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts and editors).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts and editors)."
+)
 def validate(paths: tuple[str, ...], as_json: bool) -> None:
     """Check campaign files and report every problem, one line each.
 
@@ -180,8 +216,14 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
             campaign = load_campaign(file)
         except InvalidCampaign as e:
             failed = True
-            results.append({"file": display_path(file.absolute()), "valid": False,
-                            "problems": [_problem_json(p) for p in e.problems], "notices": []})
+            results.append(
+                {
+                    "file": display_path(file.absolute()),
+                    "valid": False,
+                    "problems": [_problem_json(p) for p in e.problems],
+                    "notices": [],
+                }
+            )
             if not as_json:
                 click.echo(e.format_message(), err=True)
             continue
@@ -189,18 +231,33 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
             planned = plan(campaign, plan_options(campaign))
         except PlanError as e:
             failed = True
-            results.append({"file": campaign.display, "id": campaign.id, "valid": False,
-                            "problems": [_problem_json(p) for p in e.problems] or [
-                                {"file": campaign.display, "line": None, "key": "", "message": str(e)}],
-                            "notices": [_problem_json(p) for p in campaign.notices]})
+            results.append(
+                {
+                    "file": campaign.display,
+                    "id": campaign.id,
+                    "valid": False,
+                    "problems": [_problem_json(p) for p in e.problems]
+                    or [{"file": campaign.display, "line": None, "key": "", "message": str(e)}],
+                    "notices": [_problem_json(p) for p in campaign.notices],
+                }
+            )
             if not as_json:
                 click.echo(e.format_message(), err=True)
             continue
-        summary = (f"{len(campaign.products)} products, {len(campaign.scenes)} scenes, "
-                   f"{len(campaign.jobs)} jobs, {len(planned.variants):,} variants")
-        results.append({"file": campaign.display, "id": campaign.id, "valid": True, "problems": [],
-                        "notices": [_problem_json(p) for p in campaign.notices],
-                        "warnings": [_problem_json(p) for p in planned.warnings]})
+        summary = (
+            f"{len(campaign.products)} products, {len(campaign.scenes)} scenes, "
+            f"{len(campaign.jobs)} jobs, {len(planned.variants):,} variants"
+        )
+        results.append(
+            {
+                "file": campaign.display,
+                "id": campaign.id,
+                "valid": True,
+                "problems": [],
+                "notices": [_problem_json(p) for p in campaign.notices],
+                "warnings": [_problem_json(p) for p in planned.warnings],
+            }
+        )
         if not as_json:
             echo_notices(campaign)
             for warning in planned.warnings:
@@ -213,8 +270,12 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--included", is_flag=True, help="The schema of included files (products, scenes, templates).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+@click.option(
+    "--included", is_flag=True, help="The schema of included files (products, scenes, templates)."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE."
+)
 def schema(included: bool, output: str | None) -> None:
     """Print the JSON Schema of campaign files, for editor completion.
 
@@ -235,8 +296,14 @@ def schema(included: bool, output: str | None) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--dir", "folder", default="campaigns", show_default=True, type=click.Path(file_okay=False),
-              help="Folder to create the campaign in.")
+@click.option(
+    "--dir",
+    "folder",
+    default="campaigns",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to create the campaign in.",
+)
 def init(name: str, folder: str) -> None:
     """Create a small working campaign NAME with a sample product photo.
 
@@ -248,7 +315,9 @@ def init(name: str, folder: str) -> None:
     for path in written:
         click.echo(f"created {path.as_posix()}")
     toml = written[0].as_posix()
-    click.echo(f"\nNext:\n  campaign validate {toml}\n  campaign plan {toml}\n  campaign generate {toml}")
+    click.echo(
+        f"\nNext:\n  campaign validate {toml}\n  campaign plan {toml}\n  campaign generate {toml}"
+    )
 
 
 @cli.command()
@@ -260,15 +329,27 @@ def models(as_json: bool) -> None:
     if as_json:
         rows = []
         for spec in REGISTRY.values():
-            rows.append({
-                "id": spec.id, "family": spec.family, "title": spec.title, "operations": list(spec.operations),
-                "max_images_per_request": spec.max_images_per_request, "aspect_ratios": list(spec.aspect_ratios),
-                "image_sizes": list(spec.image_sizes), "price_per_image_usd": spec.price_per_image_usd,
-                "requests_per_minute": spec.requests_per_minute, "status": spec.lifecycle.status,
-                "successor": spec.lifecycle.successor, "migrate_by": spec.lifecycle.migrate_by,
-                "shutdown": spec.lifecycle.shutdown, "assumed": list(spec.assumed),
-                "default_for": sorted(f"{fam}:{op}" for (fam, op), m in DEFAULT_MODELS.items() if m == spec.id),
-            })
+            rows.append(
+                {
+                    "id": spec.id,
+                    "family": spec.family,
+                    "title": spec.title,
+                    "operations": list(spec.operations),
+                    "max_images_per_request": spec.max_images_per_request,
+                    "aspect_ratios": list(spec.aspect_ratios),
+                    "image_sizes": list(spec.image_sizes),
+                    "price_per_image_usd": spec.price_per_image_usd,
+                    "requests_per_minute": spec.requests_per_minute,
+                    "status": spec.lifecycle.status,
+                    "successor": spec.lifecycle.successor,
+                    "migrate_by": spec.lifecycle.migrate_by,
+                    "shutdown": spec.lifecycle.shutdown,
+                    "assumed": list(spec.assumed),
+                    "default_for": sorted(
+                        f"{fam}:{op}" for (fam, op), m in DEFAULT_MODELS.items() if m == spec.id
+                    ),
+                }
+            )
         click.echo(json.dumps(rows, indent=2))
         return
     header = f"{'model':<40} {'operations':<28} {'img/req':>7} {'rpm':>5} {'$/img':>7}  status"
@@ -279,9 +360,13 @@ def models(as_json: bool) -> None:
         if spec.lifecycle.successor:
             status += f" -> {spec.lifecycle.successor}"
         assumed = "*" if "price_per_image_usd" in spec.assumed else " "
-        click.echo(f"{spec.id:<40} {','.join(spec.operations):<28} {spec.max_images_per_request:>7} "
-                   f"{spec.requests_per_minute:>5} {spec.price_per_image_usd:>6.3f}{assumed} {status}")
-    click.echo("\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd")
+        click.echo(
+            f"{spec.id:<40} {','.join(spec.operations):<28} {spec.max_images_per_request:>7} "
+            f"{spec.requests_per_minute:>5} {spec.price_per_image_usd:>6.3f}{assumed} {status}"
+        )
+    click.echo(
+        "\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd"
+    )
 
 
 def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
@@ -294,13 +379,27 @@ def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
 @cli.command("plan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @plan_selection_options
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1)."
+)
 @click.option("--full", is_flag=True, help="With --json: include every variant and request.")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False), envvar="CAMPAIGN_STORE",
-              help="Content store to count cached requests in [default: .campaign-cache/ at the repository root; "
-                   "env CAMPAIGN_STORE].")
-def plan_command(paths: tuple[str, ...], backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...],
-                 as_json: bool, full: bool, store_dir: str | None) -> None:
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    envvar="CAMPAIGN_STORE",
+    help="Content store to count cached requests in [default: .campaign-cache/ at the repository root; "
+    "env CAMPAIGN_STORE].",
+)
+def plan_command(
+    paths: tuple[str, ...],
+    backend: str | None,
+    model_map: tuple[str, ...],
+    only: tuple[str, ...],
+    as_json: bool,
+    full: bool,
+    store_dir: str | None,
+) -> None:
     """Show what a run would send, what is cached, what it costs and how long it takes.
 
     Nothing is sent: planning reads the campaign files and their images, and looks up
@@ -319,7 +418,9 @@ def plan_command(paths: tuple[str, ...], backend: str | None, model_map: tuple[s
     over = False
     for campaign in load_all(paths):
         planned = plan(campaign, plan_options(campaign, backend, model_map, only))
-        jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
+        jobs, total = estimate(
+            planned, _cached_keys(campaign, store_dir), _location_count(campaign)
+        )
         over = over or bool(limit_problems(planned, total))
         if as_json:
             documents.append(plan_json(planned, jobs, total, full=full))
@@ -327,7 +428,11 @@ def plan_command(paths: tuple[str, ...], backend: str | None, model_map: tuple[s
             echo_notices(campaign)
             click.echo(render_plan_text(planned, jobs, total))
     if as_json:
-        click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False
+            )
+        )
     if over:
         sys.exit(EXIT_INVALID)
 
@@ -340,7 +445,9 @@ def _location_count(campaign: Campaign) -> int:
 @click.argument("path", type=click.Path())
 @click.argument("variant")
 @plan_selection_options
-def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...]) -> None:
+def explain(
+    path: str, variant: str, backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...]
+) -> None:
     """Show one variant: why it exists, its rendered prompt, its requests and their keys.
 
     VARIANT is a variant id as `plan --json --full` prints it (e.g.
@@ -353,8 +460,10 @@ def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, 
     planned = plan(campaign, plan_options(campaign, backend, model_map, only))
     found = find_variants(planned, variant)
     if not found:
-        raise UsageError(f"no variant {variant!r} in {campaign.display}; list them with "
-                         f"`campaign plan {campaign.display} --json --full`")
+        raise UsageError(
+            f"no variant {variant!r} in {campaign.display}; list them with "
+            f"`campaign plan {campaign.display} --json --full`"
+        )
     if len(found) > 1:
         names = "\n  ".join(v.id for v in found[:10])
         raise UsageError(f"{variant!r} matches {len(found)} variants; be more specific:\n  {names}")
@@ -364,7 +473,11 @@ def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `campaign` command: map errors to exit codes."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="campaign", standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="campaign",
+            standalone_mode=False,
+        )
     except CampaignError as e:
         click.echo(e.format_message(), err=True)
         sys.exit(e.exit_code)
@@ -375,13 +488,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         e.show()
         sys.exit(EXIT_INVALID if e.exit_code in (1, 2) else e.exit_code)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted; finished work is saved, run the same command again to resume", err=True)
+        click.echo(
+            "\ninterrupted; finished work is saved, run the same command again to resume", err=True
+        )
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.exit(0)
     except Exception:
         traceback.print_exc()
-        click.echo(f"\ncampaign {__version__}: internal error (a bug). Please report it with the traceback above.",
-                   err=True)
+        click.echo(
+            f"\ncampaign {__version__}: internal error (a bug). Please report it with the traceback above.",
+            err=True,
+        )
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)

@@ -18,6 +18,6 @@ def campaign_schema(included: bool = False) -> dict[str, Any]:
     return {
         "$schema": SCHEMA_URL,
         "$id": f"https://campaign-generator.dev/schema/{name}-{__version__}.json",
-        "title": "campaign-generator " + ("included file" if included else "campaign file"),
         **body,
+        "title": "campaign-generator " + ("included file" if included else "campaign file"),
     }

@@ -12,7 +12,14 @@ from types import MappingProxyType
 from typing import Literal
 
 Operation = Literal["generate", "recontext", "bgswap", "customize", "edit", "upscale"]
-OPERATIONS: tuple[Operation, ...] = ("generate", "recontext", "bgswap", "customize", "edit", "upscale")
+OPERATIONS: tuple[Operation, ...] = (
+    "generate",
+    "recontext",
+    "bgswap",
+    "customize",
+    "edit",
+    "upscale",
+)
 BackendName = Literal["preview", "vertex", "gemini"]
 BACKENDS: tuple[BackendName, ...] = ("preview", "vertex", "gemini")
 Family = Literal["imagen", "gemini"]

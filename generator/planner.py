@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,21 +40,70 @@ _REAL = ("vertex", "gemini")
 _UINT32 = 2**32
 
 # Settings each (model family, operation) sends or uses; any other setting does not reach the request.
-_IMAGEN_COMMON = ("seed", "person_generation", "safety_filter_level", "add_watermark", "output_format",
-                  "output_quality")
-_GEMINI_COMMON = ("seed", "person_generation", "safety_filter_level", "output_format", "output_quality")
+_IMAGEN_COMMON = (
+    "seed",
+    "person_generation",
+    "safety_filter_level",
+    "add_watermark",
+    "output_format",
+    "output_quality",
+)
+_GEMINI_COMMON = (
+    "seed",
+    "person_generation",
+    "safety_filter_level",
+    "output_format",
+    "output_quality",
+)
 REQUEST_SETTINGS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("imagen", "generate"): ("aspect_ratio", "image_size", "negative_prompt", "language", "enhance_prompt",
-                             "guidance_scale", *_IMAGEN_COMMON),
+    ("imagen", "generate"): (
+        "aspect_ratio",
+        "image_size",
+        "negative_prompt",
+        "language",
+        "enhance_prompt",
+        "guidance_scale",
+        *_IMAGEN_COMMON,
+    ),
     ("imagen", "recontext"): ("base_steps", "enhance_prompt", "composite", *_IMAGEN_COMMON),
-    ("imagen", "bgswap"): ("negative_prompt", "language", "guidance_scale", "base_steps", "mask_mode",
-                           "mask_dilation", "mask_classes", "composite", *_IMAGEN_COMMON),
-    ("imagen", "customize"): ("aspect_ratio", "negative_prompt", "language", "guidance_scale", *_IMAGEN_COMMON),
-    ("imagen", "edit"): ("aspect_ratio", "negative_prompt", "language", "guidance_scale", "base_steps",
-                         "mask_mode", "mask_dilation", "mask_classes", "edit_mode", "canvas_scale",
-                         *_IMAGEN_COMMON),
-    ("imagen", "upscale"): ("upscale_factor", "safety_filter_level", "person_generation", "output_format",
-                            "output_quality"),
+    ("imagen", "bgswap"): (
+        "negative_prompt",
+        "language",
+        "guidance_scale",
+        "base_steps",
+        "mask_mode",
+        "mask_dilation",
+        "mask_classes",
+        "composite",
+        *_IMAGEN_COMMON,
+    ),
+    ("imagen", "customize"): (
+        "aspect_ratio",
+        "negative_prompt",
+        "language",
+        "guidance_scale",
+        *_IMAGEN_COMMON,
+    ),
+    ("imagen", "edit"): (
+        "aspect_ratio",
+        "negative_prompt",
+        "language",
+        "guidance_scale",
+        "base_steps",
+        "mask_mode",
+        "mask_dilation",
+        "mask_classes",
+        "edit_mode",
+        "canvas_scale",
+        *_IMAGEN_COMMON,
+    ),
+    ("imagen", "upscale"): (
+        "upscale_factor",
+        "safety_filter_level",
+        "person_generation",
+        "output_format",
+        "output_quality",
+    ),
     ("gemini", "generate"): ("aspect_ratio", "image_size", *_GEMINI_COMMON),
     ("gemini", "recontext"): ("aspect_ratio", "image_size", "composite", *_GEMINI_COMMON),
     ("gemini", "bgswap"): ("mask_mode", "composite", *_GEMINI_COMMON),
@@ -201,7 +249,9 @@ class PlanOptions:
     backend: str | None = None
     model_map: Mapping[str, str] = field(default_factory=dict)
     only: tuple[Selector, ...] = ()
-    endpoint: str | None = None  # a custom Vertex AI base URL (the emulator): real-backend keys include it
+    endpoint: str | None = (
+        None  # a custom Vertex AI base URL (the emulator): real-backend keys include it
+    )
 
 
 @dataclass(frozen=True)
@@ -221,7 +271,9 @@ def parse_selector(text: str) -> Selector:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, values = part.partition("=")
         if not sep or not key.strip() or not values.strip():
-            raise UsageError(f"--only {text!r}: expected key=value[,key=value] (e.g. 'product=trail-shoe,scene=beach')")
+            raise UsageError(
+                f"--only {text!r}: expected key=value[,key=value] (e.g. 'product=trail-shoe,scene=beach')"
+            )
         terms.append((key.strip(), frozenset(v.strip() for v in values.split("|"))))
     if not terms:
         raise UsageError(f"--only {text!r}: expected key=value[,key=value]")
@@ -294,7 +346,11 @@ class _Planner:
             s.id: {"id": s.id, "name": s.name, "prompt": s.prompt, "vars": dict(s.vars)}
             for s in campaign.scenes.values()
         }
-        self.campaign_var = {"id": campaign.id, "name": campaign.name, "description": campaign.description}
+        self.campaign_var = {
+            "id": campaign.id,
+            "name": campaign.name,
+            "description": campaign.description,
+        }
         self.drafts_by_job: dict[str, list[_Draft]] = {}
         self.requests: dict[str, Request] = {}
         self.parts: dict[str, list[str]] = {}  # base -> request keys of its parts
@@ -334,12 +390,17 @@ class _Planner:
             n = self.estimate_variants(job, jobs)
             total += n
             if n > limit:
-                self.errors.add(self.where(job.origin, "matrix"),
-                                f"this matrix expands to {n:,} variants, over the limit of {limit:,} "
-                                "([limits].max_variants); split the job or narrow its axes", None)
+                self.errors.add(
+                    self.where(job.origin, "matrix"),
+                    f"this matrix expands to {n:,} variants, over the limit of {limit:,} "
+                    "([limits].max_variants); split the job or narrow its axes",
+                    None,
+                )
         if total > limit and not self.errors.groups:
-            raise PlanError(f"{self.c.display}: the jobs expand to {total:,} variants in all, over the limit of "
-                            f"{limit:,} ([limits].max_variants)")
+            raise PlanError(
+                f"{self.c.display}: the jobs expand to {total:,} variants in all, over the limit of "
+                f"{limit:,} ([limits].max_variants)"
+            )
         if self.errors.groups:
             raise PlanError(self.errors.problems())
 
@@ -355,7 +416,9 @@ class _Planner:
 
     # -- matrix -----------------------------------------------------------------------------------------------
 
-    def axes_of(self, job: Job) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
+    def axes_of(
+        self, job: Job
+    ) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
         m = job.spec.matrix
         if m is None:
             return [], [], []
@@ -400,8 +463,11 @@ class _Planner:
                 for combo in own:
                     values = dict(combo.values)
                     # Axes the source job has act as filters; the others are new axes of this job.
-                    if any(name in up_values and value_key(values[name]) != up_values[name]
-                           for name in own_axes if name in values):
+                    if any(
+                        name in up_values and value_key(values[name]) != up_values[name]
+                        for name in own_axes
+                        if name in values
+                    ):
                         continue
                     extra = {k: v for k, v in values.items() if k not in up_values}
                     for n in range(up.images):
@@ -451,8 +517,9 @@ class _Planner:
                 "part": part,
             }
             key = hashlib.sha256(_canonical(material).encode()).hexdigest()[:32]
-            self.requests[key] = Request(key, backend, spec.id, op, prompt, MappingProxyType(p), inputs, part,
-                                         location, job)
+            self.requests[key] = Request(
+                key, backend, spec.id, op, prompt, MappingProxyType(p), inputs, part, location, job
+            )
             keys.append(key)
         return keys
 
@@ -468,8 +535,10 @@ class _Planner:
         for selector in self.o.only:
             for key, _ in selector.terms:
                 if key not in known:
-                    raise UsageError(f"--only {selector.text!r}: no variant has {key!r} (keys: "
-                                     f"{', '.join(sorted(known))})")
+                    raise UsageError(
+                        f"--only {selector.text!r}: no variant has {key!r} (keys: "
+                        f"{', '.join(sorted(known))})"
+                    )
         by_id = {d.id: d for drafts in self.drafts_by_job.values() for d in drafts}
         for d in by_id.values():
             d.selected = any(s.matches(_view(d)) for s in self.o.only)
@@ -493,11 +562,21 @@ class _Planner:
             for d in drafts:
                 if not d.selected and d.id not in needed:
                     continue
-                out.append(Variant(
-                    id=d.id, job=job.id, product=d.product, scene=d.scene, axes=d.axes,
-                    images=self.variant_images[d.id], prompt=d.prompt, origin=d.origin, slug=slugs[d.id],
-                    source=d.source, selected=d.selected,
-                ))
+                out.append(
+                    Variant(
+                        id=d.id,
+                        job=job.id,
+                        product=d.product,
+                        scene=d.scene,
+                        axes=d.axes,
+                        images=self.variant_images[d.id],
+                        prompt=d.prompt,
+                        origin=d.origin,
+                        slug=slugs[d.id],
+                        source=d.source,
+                        selected=d.selected,
+                    )
+                )
         return tuple(out)
 
     def ordered_requests(self, variants: Sequence[Variant]) -> dict[str, Request]:
@@ -553,8 +632,12 @@ class _VariantBuilder:
                 self.base[name] = (value, (*job.origin.path, name), True)
         self.template_vars = {
             "campaign": planner.campaign_var,
-            "job": {"id": spec.id, "name": spec.name or spec.id, "operation": self.op,
-                    "description": spec.description or ""},
+            "job": {
+                "id": spec.id,
+                "name": spec.name or spec.id,
+                "operation": self.op,
+                "description": spec.description or "",
+            },
         }
         self.referenced: tuple[str, ...] | None = None
         if job.template is not None:
@@ -564,8 +647,12 @@ class _VariantBuilder:
         self.warned: set[tuple[str, str]] = set()
         self.group_cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
-    def build(self, combo: Combination, values: Mapping[str, Any],
-              upstream: tuple[_Draft, int] | None = None) -> list[_Draft]:
+    def build(
+        self,
+        combo: Combination,
+        values: Mapping[str, Any],
+        upstream: tuple[_Draft, int] | None = None,
+    ) -> list[_Draft]:
         job = self.job
         if upstream is not None:
             up, n = upstream
@@ -573,7 +660,9 @@ class _VariantBuilder:
             axes = [*up.axes, ("image", str(n + 1))]
             axis_vars: dict[str, Any] = {k: AxisVar(v) for k, v in up.axes}
             axis_vars["image"] = AxisVar(n + 1)
-            origin = f"{up.id} image {n + 1}" + ("" if combo.origin == "matrix" else f", {combo.origin}")
+            origin = f"{up.id} image {n + 1}" + (
+                "" if combo.origin == "matrix" else f", {combo.origin}"
+            )
         else:
             product_id = values.get("product")
             scene_id = values.get("scene")
@@ -589,7 +678,11 @@ class _VariantBuilder:
         settings = dict(self.base)
         for name, value in values.items():
             if name in schema.SETTING_NAMES:
-                settings[name] = (value["id"] if isinstance(value, AxisVar) else value, (*matrix_path, name), True)
+                settings[name] = (
+                    value["id"] if isinstance(value, AxisVar) else value,
+                    (*matrix_path, name),
+                    True,
+                )
         product = self.c.products.get(product_id) if product_id else None
         ok = True
 
@@ -606,9 +699,16 @@ class _VariantBuilder:
         backend, spec, model_path = resolved
         params = self.request_params(settings, spec, product, fail)
         inputs = self.inputs(product, params, spec, fail, upstream)
-        if prompt is not None and spec.max_prompt_tokens and _token_floor(prompt) > spec.max_prompt_tokens:
-            fail(self.template_path(), f"the prompt has at least {_token_floor(prompt)} tokens; {spec.id} accepts "
-                                       f"{spec.max_prompt_tokens}")
+        if (
+            prompt is not None
+            and spec.max_prompt_tokens
+            and _token_floor(prompt) > spec.max_prompt_tokens
+        ):
+            fail(
+                self.template_path(),
+                f"the prompt has at least {_token_floor(prompt)} tokens; {spec.id} accepts "
+                f"{spec.max_prompt_tokens}",
+            )
         if not ok:
             return []
         images = int(settings["images"][0])
@@ -617,13 +717,32 @@ class _VariantBuilder:
         if backend in _REAL and self.p.o.endpoint:
             key_backend += "@" + self.p.o.endpoint
         group = (backend, key_backend, spec, self.op, prompt, params, tuple(inputs), location)
-        base = _canonical([key_backend, spec.id, self.op, prompt, params, [i.material() for i in inputs],
-                           location])
-        return [_Draft(
-            id=vid, job=job, product=product_id, scene=scene_id, axes=tuple(axes), images=images,
-            prompt=prompt, origin=origin, base=base, group=group,
-            source=(upstream[0].id, upstream[1]) if upstream else None,
-        )]
+        base = _canonical(
+            [
+                key_backend,
+                spec.id,
+                self.op,
+                prompt,
+                params,
+                [i.material() for i in inputs],
+                location,
+            ]
+        )
+        return [
+            _Draft(
+                id=vid,
+                job=job,
+                product=product_id,
+                scene=scene_id,
+                axes=tuple(axes),
+                images=images,
+                prompt=prompt,
+                origin=origin,
+                base=base,
+                group=group,
+                source=(upstream[0].id, upstream[1]) if upstream else None,
+            )
+        ]
 
     # -- pieces -----------------------------------------------------------------------------------------------
 
@@ -644,9 +763,16 @@ class _VariantBuilder:
         line = template.first_line + (lineno or 1) - 1
         return _Located((template.file, line, format_key(template.origin.path)))
 
-    def render_prompt(self, product_id: str | None, scene_id: str | None, axis_vars: Mapping[str, Any],
-                      values: Mapping[str, Any], vid: str, fail: Callable[..., None],
-                      upstream: tuple[_Draft, int] | None) -> str | None:
+    def render_prompt(
+        self,
+        product_id: str | None,
+        scene_id: str | None,
+        axis_vars: Mapping[str, Any],
+        values: Mapping[str, Any],
+        vid: str,
+        fail: Callable[..., None],
+        upstream: tuple[_Draft, int] | None,
+    ) -> str | None:
         template = self.job.template
         if template is None:
             return None
@@ -657,8 +783,12 @@ class _VariantBuilder:
             variables["scene"] = self.p.scene_vars[scene_id]
         variables.update(axis_vars)
         if upstream is not None:
-            variables["source"] = {"job": upstream[0].job.id, "variant": upstream[0].id, "image": upstream[1] + 1,
-                                   "prompt": upstream[0].prompt or ""}
+            variables["source"] = {
+                "job": upstream[0].job.id,
+                "variant": upstream[0].id,
+                "image": upstream[1] + 1,
+                "prompt": upstream[0].prompt or "",
+            }
         assert self.referenced is not None
         cache_key = tuple(_cache_part(name, variables.get(name)) for name in self.referenced)
         cached = self.prompt_cache.get(cache_key)
@@ -672,8 +802,11 @@ class _VariantBuilder:
         self.prompt_cache[cache_key] = text
         return text
 
-    def resolve_model(self, settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]],
-                      fail: Callable[..., None]) -> tuple[str, ModelSpec, tuple[str | int, ...]] | None:
+    def resolve_model(
+        self,
+        settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]],
+        fail: Callable[..., None],
+    ) -> tuple[str, ModelSpec, tuple[str | int, ...]] | None:
         requested_backend = self.p.o.backend or settings["backend"][0]
         model_id, model_path, _ = settings.get("model", (None, (), False))
         family_hint = "gemini" if requested_backend == "gemini" else "vertex"
@@ -681,7 +814,9 @@ class _VariantBuilder:
             model_id = default_model(family_hint, self.op)  # type: ignore[arg-type]
             model_path = self.job.origin.path
             if model_id is None:
-                fail(None, f"no Gemini model can do {self.op!r}; set backend = \"vertex\" on this job")
+                fail(
+                    None, f'no Gemini model can do {self.op!r}; set backend = "vertex" on this job'
+                )
                 return None
         mapped = self.p.model_map.get(model_id)
         if mapped is not None:
@@ -697,27 +832,43 @@ class _VariantBuilder:
                 if mapped is not None:
                     backend = wanted  # re-targeted: the model decides which API serves it
                 else:
-                    fail(model_path, f"{spec.id} is {'a Gemini' if spec.family == 'gemini' else 'an Imagen'} "
-                                     f"model, served by backend {wanted!r}, not {backend!r}; set backend = "
-                                     f"{wanted!r} or re-target with --model-map {spec.id}=<model>")
+                    fail(
+                        model_path,
+                        f"{spec.id} is {'a Gemini' if spec.family == 'gemini' else 'an Imagen'} "
+                        f"model, served by backend {wanted!r}, not {backend!r}; set backend = "
+                        f"{wanted!r} or re-target with --model-map {spec.id}=<model>",
+                    )
                     return None
         if self.op not in spec.operations:
             able = sorted(m for m, s in _registry_items() if self.op in s.operations)
-            fail(model_path, f"{spec.id} cannot do {self.op!r} (it does: {', '.join(spec.operations)}); models "
-                             f"for {self.op!r}: {', '.join(able)}")
+            fail(
+                model_path,
+                f"{spec.id} cannot do {self.op!r} (it does: {', '.join(spec.operations)}); models "
+                f"for {self.op!r}: {', '.join(able)}",
+            )
             return None
         lc = spec.lifecycle
         if lc.status == "deprecated" and (self.job.id, spec.id) not in self.warned:
             self.warned.add((self.job.id, spec.id))
             when = f" (Google recommends migrating before {lc.migrate_by})" if lc.migrate_by else ""
             gone = f"; shut down on {lc.shutdown}" if lc.shutdown else ""
-            hint = (f"; successor: {lc.successor} (re-target with --model-map {spec.id}={lc.successor})"
-                    if lc.successor and self.op in (lookup(lc.successor) or spec).operations else "")
-            self.p.warnings.add(self.where(model_path), f"{spec.id} is deprecated{when}{gone}{hint}", None)
+            hint = (
+                f"; successor: {lc.successor} (re-target with --model-map {spec.id}={lc.successor})"
+                if lc.successor and self.op in (lookup(lc.successor) or spec).operations
+                else ""
+            )
+            self.p.warnings.add(
+                self.where(model_path), f"{spec.id} is deprecated{when}{gone}{hint}", None
+            )
         return backend, spec, model_path
 
-    def request_params(self, settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]], spec: ModelSpec,
-                       product: Product | None, fail: Callable[..., None]) -> dict[str, Any]:
+    def request_params(
+        self,
+        settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]],
+        spec: ModelSpec,
+        product: Product | None,
+        fail: Callable[..., None],
+    ) -> dict[str, Any]:
         used = REQUEST_SETTINGS[(spec.family, self.op)]
         supported = set(used)
         if not spec.supports_seed:
@@ -738,17 +889,25 @@ class _VariantBuilder:
             if name not in supported:
                 if explicit and name != "output_quality" and (self.job.id, name) not in self.warned:
                     self.warned.add((self.job.id, name))
-                    self.p.warnings.add(self.where(path), f"{name!r} is ignored: {spec.id} does not take it for "
-                                                          f"{self.op!r}", None)
+                    self.p.warnings.add(
+                        self.where(path),
+                        f"{name!r} is ignored: {spec.id} does not take it for {self.op!r}",
+                        None,
+                    )
                 continue
             params[name] = list(value) if isinstance(value, tuple) else value
         if fmt in ("jpeg", "webp") and "output_quality" not in params:
             params["output_quality"] = 90
         if "mask_mode" in supported and "mask_mode" not in params and self.needs_mask(params):
-            params["mask_mode"] = "user" if product is not None and product.mask is not None else (
-                "background" if self.op == "bgswap" else "foreground")
+            params["mask_mode"] = (
+                "user"
+                if product is not None and product.mask is not None
+                else ("background" if self.op == "bgswap" else "foreground")
+            )
         if self.op == "edit" and params.get("edit_mode") == "outpaint":
-            params.pop("mask_mode", None)  # the outpainting mask is the canvas border, made from the source
+            params.pop(
+                "mask_mode", None
+            )  # the outpainting mask is the canvas border, made from the source
             params.pop("mask_dilation", None)
             params.pop("mask_classes", None)
         elif self.op == "edit":
@@ -762,53 +921,103 @@ class _VariantBuilder:
     def needs_mask(self, params: Mapping[str, Any]) -> bool:
         return self.op == "bgswap" or (self.op == "edit" and params.get("edit_mode") != "outpaint")
 
-    def check_params(self, settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]],
-                     params: Mapping[str, Any], spec: ModelSpec, product: Product | None,
-                     fail: Callable[..., None]) -> None:
+    def check_params(
+        self,
+        settings: Mapping[str, tuple[Any, tuple[str | int, ...], bool]],
+        params: Mapping[str, Any],
+        spec: ModelSpec,
+        product: Product | None,
+        fail: Callable[..., None],
+    ) -> None:
         def path(name: str) -> tuple[str | int, ...] | None:
             return settings[name][1] if name in settings else None
 
         ratio = settings.get("aspect_ratio", (None,))[0]
-        uses_ratio = "aspect_ratio" in params or (spec.family == "imagen" and self.op == "recontext")
+        uses_ratio = "aspect_ratio" in params or (
+            spec.family == "imagen" and self.op == "recontext"
+        )
         if uses_ratio and ratio is not None and ratio not in spec.aspect_ratios:
-            fail(path("aspect_ratio"), f"aspect ratio {ratio!r} is not offered by {spec.id} (it has: "
-                                       f"{', '.join(spec.aspect_ratios)})")
+            fail(
+                path("aspect_ratio"),
+                f"aspect ratio {ratio!r} is not offered by {spec.id} (it has: "
+                f"{', '.join(spec.aspect_ratios)})",
+            )
         size = params.get("image_size")
         if size is not None and size not in spec.image_sizes:
-            fail(path("image_size"), f"image size {size!r} is not offered by {spec.id} (it has: "
-                                     f"{', '.join(spec.image_sizes)})")
-        if spec.family == "imagen" and params.get("seed") is not None and params.get("add_watermark") is not False:
-            fail(path("seed"), "Imagen refuses a seed while the watermark is on (its default): set "
-                               "add_watermark = false, or remove the seed")
+            fail(
+                path("image_size"),
+                f"image size {size!r} is not offered by {spec.id} (it has: "
+                f"{', '.join(spec.image_sizes)})",
+            )
+        if (
+            spec.family == "imagen"
+            and params.get("seed") is not None
+            and params.get("add_watermark") is not False
+        ):
+            fail(
+                path("seed"),
+                "Imagen refuses a seed while the watermark is on (its default): set "
+                "add_watermark = false, or remove the seed",
+            )
         factor = params.get("upscale_factor")
         if factor is not None and factor not in spec.upscale_factors:
-            fail(path("upscale_factor"), f"upscale factor {factor!r} is not offered by {spec.id} (it has: "
-                                         f"{', '.join(spec.upscale_factors)})")
+            fail(
+                path("upscale_factor"),
+                f"upscale factor {factor!r} is not offered by {spec.id} (it has: "
+                f"{', '.join(spec.upscale_factors)})",
+            )
         if params.get("mask_mode") == "semantic" and not params.get("mask_classes"):
-            fail(path("mask_mode"), 'mask_mode = "semantic" needs mask_classes = [...] (segmentation class ids)')
-        if params.get("mask_mode") == "user" and (product is None or product.mask is None or
-                                                   self.job.spec.source not in (None, "product")):
-            where = "the product has no mask file" if product is None or product.mask is None else \
-                "the source is another job's output, which the product mask does not fit"
-            fail(path("mask_mode"), f'mask_mode = "user" needs the product\'s mask, but {where}; set mask = "..." '
-                                    'on the product or choose mask_mode "background" or "foreground"')
+            fail(
+                path("mask_mode"),
+                'mask_mode = "semantic" needs mask_classes = [...] (segmentation class ids)',
+            )
+        if params.get("mask_mode") == "user" and (
+            product is None or product.mask is None or self.job.spec.source not in (None, "product")
+        ):
+            where = (
+                "the product has no mask file"
+                if product is None or product.mask is None
+                else "the source is another job's output, which the product mask does not fit"
+            )
+            fail(
+                path("mask_mode"),
+                f'mask_mode = "user" needs the product\'s mask, but {where}; set mask = "..." '
+                'on the product or choose mask_mode "background" or "foreground"',
+            )
 
-    def inputs(self, product: Product | None, params: Mapping[str, Any], spec: ModelSpec,
-               fail: Callable[..., None], upstream: tuple[_Draft, int] | None) -> list[Input]:
+    def inputs(
+        self,
+        product: Product | None,
+        params: Mapping[str, Any],
+        spec: ModelSpec,
+        fail: Callable[..., None],
+        upstream: tuple[_Draft, int] | None,
+    ) -> list[Input]:
         op = self.op
         out: list[Input] = []
-        needs_product = op == "recontext" or (
-            op in ("bgswap", "edit", "upscale") and upstream is None
-        ) or (op == "customize" and any(r.type == "subject" and not r.images for r in self.job.references))
+        needs_product = (
+            op == "recontext"
+            or (op in ("bgswap", "edit", "upscale") and upstream is None)
+            or (
+                op == "customize"
+                and any(r.type == "subject" and not r.images for r in self.job.references)
+            )
+        )
         if needs_product and product is None:
-            fail(None, f"operation {op!r} needs a product in every variant: add product = [...] (or \"*\") to "
-                       "the matrix")
+            fail(
+                None,
+                f'operation {op!r} needs a product in every variant: add product = [...] (or "*") to '
+                "the matrix",
+            )
             return out
         if op == "recontext":
             assert product is not None
             if len(product.images) > spec.max_input_images:
-                fail(Origin(product.origin.file, (*product.origin.path, "images")), f"{spec.id} takes at most {spec.max_input_images} product "
-                                                        f"images, this product has {len(product.images)}")
+                fail(
+                    Origin(product.origin.file, (*product.origin.path, "images")),
+                    f"{spec.id} takes at most {spec.max_input_images} product "
+                    f"images, this product has {len(product.images)}",
+                )
             out.extend(Input("product", img.digest, img) for img in product.images)
         elif op in ("bgswap", "edit", "upscale"):
             if upstream is not None:
@@ -825,11 +1034,17 @@ class _VariantBuilder:
                 total += len(files)
                 out.extend(Input(ref.type, img.digest, img, reference=ref.number) for img in files)
             if total > spec.max_input_images:
-                fail(None, f"{spec.id} takes at most {spec.max_input_images} reference images, this job gives "
-                           f"{total}")
+                fail(
+                    None,
+                    f"{spec.id} takes at most {spec.max_input_images} reference images, this job gives "
+                    f"{total}",
+                )
         # The product mask: the user mask for editing, and what the product-preserving composite uses.
-        if product is not None and product.mask is not None and upstream is None and (
-            params.get("mask_mode") == "user" or params.get("composite")
+        if (
+            product is not None
+            and product.mask is not None
+            and upstream is None
+            and (params.get("mask_mode") == "user" or params.get("composite"))
         ):
             out.append(Input("mask", product.mask.digest, product.mask))
         if op == "customize":
@@ -837,8 +1052,12 @@ class _VariantBuilder:
             for ref in self.job.references:
                 entry: dict[str, Any] = {"id": ref.number, "type": ref.type}
                 if ref.type == "subject":
-                    entry["subject_type"] = ref.subject_type or (product.subject_type if product else "default")
-                    entry["description"] = ref.description or (product.description if product else "")
+                    entry["subject_type"] = ref.subject_type or (
+                        product.subject_type if product else "default"
+                    )
+                    entry["description"] = ref.description or (
+                        product.description if product else ""
+                    )
                 elif ref.type == "style":
                     entry["description"] = ref.description or ""
                 else:
@@ -900,8 +1119,9 @@ def rpm_of(plan: Plan, model: str) -> int:
     return spec.requests_per_minute if spec else 60
 
 
-def estimate(plan: Plan, cached: Callable[[str], bool] = lambda key: False,
-             locations: int = 1) -> tuple[dict[str, Estimate], Estimate]:
+def estimate(
+    plan: Plan, cached: Callable[[str], bool] = lambda key: False, locations: int = 1
+) -> tuple[dict[str, Estimate], Estimate]:
     """Estimates per job and in total. ``cached(key)`` says whether the store already holds a request's images.
 
     The duration is a lower bound: requests to send divided by each model's requests-per-minute quota (models
@@ -926,8 +1146,10 @@ def estimate(plan: Plan, cached: Callable[[str], bool] = lambda key: False,
             if r.backend in _REAL:
                 cost += price
                 by_model[r.model] += 1
-        seconds = max((60.0 * n / (rpm_of(plan, m) * max(1, locations)) for m, n in by_model.items()),
-                      default=0.0)
+        seconds = max(
+            (60.0 * n / (rpm_of(plan, m) * max(1, locations)) for m, n in by_model.items()),
+            default=0.0,
+        )
         return Estimate(
             variants=len(variants),
             images=sum(len(v.images) for v in variants),
@@ -960,7 +1182,9 @@ def _registry_items() -> Iterable[tuple[str, ModelSpec]]:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -972,8 +1196,14 @@ def _json_default(value: Any) -> Any:
 
 
 def _product_var(p: Product) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "description": p.description, "subject_type": p.subject_type,
-            "vars": dict(p.vars), "images": len(p.images)}
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "subject_type": p.subject_type,
+        "vars": dict(p.vars),
+        "images": len(p.images),
+    }
 
 
 def _cache_part(name: str, value: Any) -> Any:
@@ -993,7 +1223,9 @@ def _token_floor(prompt: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", prompt))
 
 
-def _variant_id(job: str, product: str | None, scene: str | None, axes: Sequence[tuple[str, str]]) -> str:
+def _variant_id(
+    job: str, product: str | None, scene: str | None, axes: Sequence[tuple[str, str]]
+) -> str:
     parts = [job]
     if product is not None:
         parts.append(f"product={product}")
@@ -1035,7 +1267,11 @@ def _levels(jobs: Sequence[Job]) -> list[list[Job]]:
     def level(job: Job) -> int:
         if job.id not in depth:
             source = job.spec.source
-            depth[job.id] = 0 if source in (None, "product") or source not in by_id else level(by_id[source]) + 1
+            depth[job.id] = (
+                0
+                if source in (None, "product") or source not in by_id
+                else level(by_id[source]) + 1
+            )
         return depth[job.id]
 
     levels: dict[int, list[Job]] = defaultdict(list)
@@ -1045,6 +1281,15 @@ def _levels(jobs: Sequence[Job]) -> list[list[Job]]:
 
 
 __all__ = [
-    "KEY_SCHEMA", "Estimate", "Input", "Plan", "PlanOptions", "Request", "Selector", "Variant", "estimate",
-    "parse_selector", "plan",
+    "KEY_SCHEMA",
+    "Estimate",
+    "Input",
+    "Plan",
+    "PlanOptions",
+    "Request",
+    "Selector",
+    "Variant",
+    "estimate",
+    "parse_selector",
+    "plan",
 ]

@@ -37,12 +37,16 @@ def limit_problems(plan: Plan, total: Estimate) -> list[str]:
     limits = plan.campaign.limits
     out = []
     if limits.max_requests is not None and total.to_send > limits.max_requests:
-        out.append(f"{plan.campaign.display}: would send {total.to_send:,} requests, over [limits].max_requests = "
-                   f"{limits.max_requests:,}; raise the limit, narrow the run with --only, or cap it with "
-                   "--max-requests")
+        out.append(
+            f"{plan.campaign.display}: would send {total.to_send:,} requests, over [limits].max_requests = "
+            f"{limits.max_requests:,}; raise the limit, narrow the run with --only, or cap it with "
+            "--max-requests"
+        )
     if limits.max_cost_usd is not None and total.cost_usd > limits.max_cost_usd:
-        out.append(f"{plan.campaign.display}: estimated cost {format_usd(total.cost_usd)} is over "
-                   f"[limits].max_cost_usd = {format_usd(limits.max_cost_usd)}")
+        out.append(
+            f"{plan.campaign.display}: estimated cost {format_usd(total.cost_usd)} is over "
+            f"[limits].max_cost_usd = {format_usd(limits.max_cost_usd)}"
+        )
     return out
 
 
@@ -52,36 +56,79 @@ def render_plan_text(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate) 
     lines = [f"{c.id} - {c.name} ({c.display})", f"backend: {plan.backend}"]
     if plan.options.only:
         lines[-1] += " | only: " + " or ".join(s.text for s in plan.options.only)
-    rows = [("job", "operation", "model", "variants", "images", "requests", "cached", "to send", "cost",
-             "min time")]
+    rows = [
+        (
+            "job",
+            "operation",
+            "model",
+            "variants",
+            "images",
+            "requests",
+            "cached",
+            "to send",
+            "cost",
+            "min time",
+        )
+    ]
     ops = {j.id: j.operation for j in c.jobs}
     for job_id, est in jobs.items():
         if not est.variants:
             continue
-        rows.append((job_id, ops[job_id], ", ".join(est.models) or "-", f"{est.variants:,}", f"{est.images:,}",
-                     f"{est.requests:,}", f"{est.cached:,}", f"{est.to_send:,}", format_usd(est.cost_usd),
-                     format_duration(est.min_seconds)))
-    rows.append(("total", "", "", f"{total.variants:,}", f"{total.images:,}", f"{total.requests:,}",
-                 f"{total.cached:,}", f"{total.to_send:,}", format_usd(total.cost_usd),
-                 format_duration(total.min_seconds)))
+        rows.append(
+            (
+                job_id,
+                ops[job_id],
+                ", ".join(est.models) or "-",
+                f"{est.variants:,}",
+                f"{est.images:,}",
+                f"{est.requests:,}",
+                f"{est.cached:,}",
+                f"{est.to_send:,}",
+                format_usd(est.cost_usd),
+                format_duration(est.min_seconds),
+            )
+        )
+    rows.append(
+        (
+            "total",
+            "",
+            "",
+            f"{total.variants:,}",
+            f"{total.images:,}",
+            f"{total.requests:,}",
+            f"{total.cached:,}",
+            f"{total.to_send:,}",
+            format_usd(total.cost_usd),
+            format_duration(total.min_seconds),
+        )
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {3, 4, 5, 6, 7, 8, 9}
     lines.append("")
     for n, row in enumerate(rows):
-        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     dependencies = sum(1 for v in plan.variants if not v.selected)
     if dependencies:
-        lines.append(f"plus {dependencies:,} source variants the selection needs (made or taken from the store)")
+        lines.append(
+            f"plus {dependencies:,} source variants the selection needs (made or taken from the store)"
+        )
     if plan.backend == "preview" and total.to_send:
-        lines.append(f"preview drafts are free; the same requests on Vertex AI would cost about "
-                     f"{format_usd(total.real_cost_usd)}")
+        lines.append(
+            f"preview drafts are free; the same requests on Vertex AI would cost about "
+            f"{format_usd(total.real_cost_usd)}"
+        )
     elif total.to_send:
-        lines.append(f"estimated cost {format_usd(total.cost_usd)}; at least {format_duration(total.min_seconds)} "
-                     "under the per-model requests-per-minute quotas")
+        lines.append(
+            f"estimated cost {format_usd(total.cost_usd)}; at least {format_duration(total.min_seconds)} "
+            "under the per-model requests-per-minute quotas"
+        )
     if total.to_send == 0 and total.requests:
         lines.append("nothing to send: every request is already in the store")
     for w in plan.warnings:
@@ -91,7 +138,9 @@ def render_plan_text(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate) 
     return "\n".join(lines) + "\n"
 
 
-def plan_json(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate, full: bool = False) -> dict[str, Any]:
+def plan_json(
+    plan: Plan, jobs: Mapping[str, Estimate], total: Estimate, full: bool = False
+) -> dict[str, Any]:
     """The plan as a stable JSON document (schema ``campaign-plan/1``, documented in README)."""
     c = plan.campaign
     doc: dict[str, Any] = {
@@ -144,13 +193,21 @@ def find_variants(plan: Plan, wanted: str) -> Sequence[Variant]:
 
 def render_explain(plan: Plan, variant: Variant) -> str:
     """One variant: why it exists, its prompt, and the full requests that make its images."""
-    lines = [f"variant  {variant.id}", f"origin   {variant.origin}", f"output   {variant.slug}-<n>.<ext>"]
+    lines = [
+        f"variant  {variant.id}",
+        f"origin   {variant.origin}",
+        f"output   {variant.slug}-<n>.<ext>",
+    ]
     if variant.source:
         lines.append(f"source   image {variant.source[1] + 1} of {variant.source[0]}")
     lines.append(f"images   {len(variant.images)}")
     lines.append("")
     lines.append("prompt:")
-    lines.append(f"  {variant.prompt}" if variant.prompt is not None else "  (none: this operation takes no prompt)")
+    lines.append(
+        f"  {variant.prompt}"
+        if variant.prompt is not None
+        else "  (none: this operation takes no prompt)"
+    )
     seen: list[str] = []
     for key, _ in variant.images:
         if key not in seen:
@@ -159,9 +216,13 @@ def render_explain(plan: Plan, variant: Variant) -> str:
         request = plan.requests[key]
         taken = [i for k, i in variant.images if k == key]
         lines.append("")
-        lines.append(f"request {key}  (images {', '.join(str(i) for i in taken)} of {request.sample_count})")
+        lines.append(
+            f"request {key}  (images {', '.join(str(i) for i in taken)} of {request.sample_count})"
+        )
         lines.append(json.dumps(request.to_json(), indent=2, ensure_ascii=False, sort_keys=True))
-        shared = [v.id for v in plan.variants if v.id != variant.id and any(k == key for k, _ in v.images)]
+        shared = [
+            v.id for v in plan.variants if v.id != variant.id and any(k == key for k, _ in v.images)
+        ]
         if shared:
             lines.append(f"shared with: {', '.join(shared[:5])}{' …' if len(shared) > 5 else ''}")
     return "\n".join(lines) + "\n"

@@ -25,15 +25,72 @@ TEMPLATE_FILENAME = "<template>"
 
 #: Names a matrix axis may not take: the template variables the planner provides, and Jinja's own.
 RESERVED_NAMES = frozenset(
-    {"campaign", "job", "product", "scene", "variant", "refs", "loop", "self", "super", "caller", "varargs",
-     "kwargs", "true", "false", "none", "range", "lipsum", "cycler", "joiner", "namespace", "dict"}
+    {
+        "campaign",
+        "job",
+        "product",
+        "scene",
+        "variant",
+        "refs",
+        "loop",
+        "self",
+        "super",
+        "caller",
+        "varargs",
+        "kwargs",
+        "true",
+        "false",
+        "none",
+        "range",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
+        "dict",
+    }
 )
 
 _SAFE_FILTERS = (
-    "abs", "capitalize", "default", "d", "first", "float", "int", "join", "last", "length", "count", "list",
-    "lower", "upper", "title", "trim", "replace", "reverse", "round", "sort", "string", "striptags", "sum",
-    "truncate", "unique", "wordcount", "min", "max", "map", "select", "reject", "selectattr", "rejectattr",
-    "attr", "e", "escape", "safe", "items", "dictsort", "tojson",
+    "abs",
+    "capitalize",
+    "default",
+    "d",
+    "first",
+    "float",
+    "int",
+    "join",
+    "last",
+    "length",
+    "count",
+    "list",
+    "lower",
+    "upper",
+    "title",
+    "trim",
+    "replace",
+    "reverse",
+    "round",
+    "sort",
+    "string",
+    "striptags",
+    "sum",
+    "truncate",
+    "unique",
+    "wordcount",
+    "min",
+    "max",
+    "map",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "attr",
+    "e",
+    "escape",
+    "safe",
+    "items",
+    "dictsort",
+    "tojson",
 )
 
 
@@ -48,7 +105,9 @@ class TemplateError(Exception):
 
 def _bounded(value: Any) -> Any:
     if isinstance(value, str | list | tuple) and len(value) > MAX_TEXT:
-        raise SecurityError(f"the template built a value of {len(value):,} characters/items (limit {MAX_TEXT:,})")
+        raise SecurityError(
+            f"the template built a value of {len(value):,} characters/items (limit {MAX_TEXT:,})"
+        )
     return value
 
 
@@ -71,8 +130,14 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             raise SecurityError("exponents above 64 are not allowed in templates")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_TEXT:
-                    raise SecurityError(f"the template built a value over {MAX_TEXT:,} characters/items")
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(n, int)
+                    and len(seq) * n > MAX_TEXT
+                ):
+                    raise SecurityError(
+                        f"the template built a value over {MAX_TEXT:,} characters/items"
+                    )
         return _bounded(super().call_binop(context, operator, left, right))
 
 
@@ -84,7 +149,9 @@ def _environment() -> _PromptEnvironment:
         finalize=_bounded,
     )
     env.globals.clear()
-    env.filters = {name: _wrap_filter(env.filters[name]) for name in _SAFE_FILTERS if name in env.filters}
+    env.filters = {
+        name: _wrap_filter(env.filters[name]) for name in _SAFE_FILTERS if name in env.filters
+    }
     env.tests = dict(env.tests)
     return env
 
@@ -103,7 +170,9 @@ def _check_structure(ast: nodes.Template) -> None:
         )
     for loop in ast.find_all(nodes.For):
         for inner in loop.find_all(nodes.For):
-            raise jinja2.TemplateSyntaxError("a loop inside a loop is not allowed in prompt templates", inner.lineno)
+            raise jinja2.TemplateSyntaxError(
+                "a loop inside a loop is not allowed in prompt templates", inner.lineno
+            )
 
 
 @lru_cache(maxsize=1024)

@@ -31,8 +31,12 @@ def _shade(color: RGB, factor: float) -> RGB:
     )
 
 
-def shoe(size: int = 640, upper: RGB = (38, 92, 170), accent: RGB = (244, 121, 32), sole: RGB = (235, 235, 228)
-         ) -> Image.Image:
+def shoe(
+    size: int = 640,
+    upper: RGB = (38, 92, 170),
+    accent: RGB = (244, 121, 32),
+    sole: RGB = (235, 235, 228),
+) -> Image.Image:
     """A running shoe in side view: sole, upper, toe cap, laces and a stripe."""
     img, d, s = _canvas(size)
     u = s / 100
@@ -40,21 +44,40 @@ def shoe(size: int = 640, upper: RGB = (38, 92, 170), accent: RGB = (244, 121, 3
     d.rounded_rectangle((8 * u, 62 * u, 94 * u, 74 * u), radius=6 * u, fill=sole)
     d.rounded_rectangle((8 * u, 70 * u, 94 * u, 77 * u), radius=4 * u, fill=_shade(sole, 0.45))
     for x in range(12, 92, 6):
-        d.polygon([(x * u, 77 * u), ((x + 3) * u, 77 * u), ((x + 1.5) * u, 79 * u)], fill=_shade(sole, 0.35))
+        d.polygon(
+            [(x * u, 77 * u), ((x + 3) * u, 77 * u), ((x + 1.5) * u, 79 * u)],
+            fill=_shade(sole, 0.35),
+        )
     # Upper.
     d.polygon(
-        [(10 * u, 63 * u), (12 * u, 45 * u), (22 * u, 34 * u), (40 * u, 30 * u), (52 * u, 22 * u),
-         (62 * u, 24 * u), (70 * u, 38 * u), (84 * u, 46 * u), (93 * u, 54 * u), (94 * u, 63 * u)],
+        [
+            (10 * u, 63 * u),
+            (12 * u, 45 * u),
+            (22 * u, 34 * u),
+            (40 * u, 30 * u),
+            (52 * u, 22 * u),
+            (62 * u, 24 * u),
+            (70 * u, 38 * u),
+            (84 * u, 46 * u),
+            (93 * u, 54 * u),
+            (94 * u, 63 * u),
+        ],
         fill=upper,
     )
     # Heel counter and toe cap.
-    d.polygon([(10 * u, 63 * u), (12 * u, 45 * u), (22 * u, 36 * u), (24 * u, 63 * u)], fill=_shade(upper, 0.75))
+    d.polygon(
+        [(10 * u, 63 * u), (12 * u, 45 * u), (22 * u, 36 * u), (24 * u, 63 * u)],
+        fill=_shade(upper, 0.75),
+    )
     d.chord((76 * u, 44 * u, 100 * u, 80 * u), 180, 300, fill=_shade(upper, 0.8))
     # Collar opening.
     d.ellipse((20 * u, 28 * u, 48 * u, 40 * u), fill=_shade(upper, 0.35))
     # Stripe.
     d.polygon([(30 * u, 60 * u), (52 * u, 38 * u), (60 * u, 40 * u), (42 * u, 61 * u)], fill=accent)
-    d.polygon([(46 * u, 61 * u), (64 * u, 42 * u), (70 * u, 44 * u), (55 * u, 61 * u)], fill=_shade(accent, 1.1))
+    d.polygon(
+        [(46 * u, 61 * u), (64 * u, 42 * u), (70 * u, 44 * u), (55 * u, 61 * u)],
+        fill=_shade(accent, 1.1),
+    )
     # Laces.
     for k in range(5):
         x0, y0 = (50 + k * 4.5) * u, (27 + k * 3.2) * u
@@ -63,8 +86,12 @@ def shoe(size: int = 640, upper: RGB = (38, 92, 170), accent: RGB = (244, 121, 3
     return _finish(img, size)
 
 
-def bottle(size: int = 640, body: RGB = (46, 139, 120), cap: RGB = (40, 40, 44), label: RGB = (245, 240, 228)
-           ) -> Image.Image:
+def bottle(
+    size: int = 640,
+    body: RGB = (46, 139, 120),
+    cap: RGB = (40, 40, 44),
+    label: RGB = (245, 240, 228),
+) -> Image.Image:
     """An insulated water bottle: cap, shoulder, body with a label and highlight."""
     img, d, s = _canvas(size)
     u = s / 100
@@ -137,11 +164,19 @@ def watercolor_swatch(size: int = 512) -> Image.Image:
     img = Image.new("RGB", (size, size), (247, 243, 233))
     layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
-    blobs = [((0.1, 0.15, 0.6, 0.55), (120, 170, 210, 110)), ((0.4, 0.3, 0.95, 0.8), (230, 150, 120, 100)),
-             ((0.05, 0.55, 0.5, 0.95), (160, 200, 140, 110)), ((0.55, 0.05, 0.9, 0.35), (240, 200, 110, 100))]
+    blobs = [
+        ((0.1, 0.15, 0.6, 0.55), (120, 170, 210, 110)),
+        ((0.4, 0.3, 0.95, 0.8), (230, 150, 120, 100)),
+        ((0.05, 0.55, 0.5, 0.95), (160, 200, 140, 110)),
+        ((0.55, 0.05, 0.9, 0.35), (240, 200, 110, 100)),
+    ]
     for (x0, y0, x1, y1), color in blobs:
         d.ellipse((x0 * size, y0 * size, x1 * size, y1 * size), fill=color)
-    img.paste(layer.filter(ImageFilter.GaussianBlur(size / 40)), (0, 0), layer.filter(ImageFilter.GaussianBlur(size / 40)))
+    img.paste(
+        layer.filter(ImageFilter.GaussianBlur(size / 40)),
+        (0, 0),
+        layer.filter(ImageFilter.GaussianBlur(size / 40)),
+    )
     return img
 
 
@@ -153,8 +188,14 @@ def scribble(size: int = 512) -> Image.Image:
     d.line((0.05 * size, 0.72 * size, 0.95 * size, 0.72 * size), fill=(255, 255, 255), width=w)
     d.line((0.1 * size, 0.72 * size, 0.1 * size, 0.98 * size), fill=(255, 255, 255), width=w)
     d.line((0.9 * size, 0.72 * size, 0.9 * size, 0.98 * size), fill=(255, 255, 255), width=w)
-    d.rounded_rectangle((0.38 * size, 0.38 * size, 0.62 * size, 0.72 * size), radius=size // 20,
-                        outline=(255, 255, 255), width=w)
-    d.arc((0.62 * size, 0.45 * size, 0.74 * size, 0.62 * size), 270, 90, fill=(255, 255, 255), width=w)
+    d.rounded_rectangle(
+        (0.38 * size, 0.38 * size, 0.62 * size, 0.72 * size),
+        radius=size // 20,
+        outline=(255, 255, 255),
+        width=w,
+    )
+    d.arc(
+        (0.62 * size, 0.45 * size, 0.74 * size, 0.62 * size), 270, 90, fill=(255, 255, 255), width=w
+    )
     d.line((0.7 * size, 0.1 * size, 0.85 * size, 0.3 * size), fill=(255, 255, 255), width=w)
     return img

@@ -54,7 +54,9 @@ style = ["minimal", "vibrant"]
 def write_scaffold(name: str, folder: Path) -> list[Path]:
     """Create ``folder/<name>.toml`` and its assets; refuse to overwrite anything."""
     if not ID_PATTERN.match(name):
-        raise UsageError(f"campaign name {name!r} must be a slug: lowercase letters, digits and '-' (e.g. 'spring-sale')")
+        raise UsageError(
+            f"campaign name {name!r} must be a slug: lowercase letters, digits and '-' (e.g. 'spring-sale')"
+        )
     toml = folder / f"{name}.toml"
     assets = folder / "assets" / name
     photo, mask = assets / "product.png", assets / "product-mask.png"
@@ -66,5 +68,7 @@ def write_scaffold(name: str, folder: Path) -> list[Path]:
     image.save(photo, optimize=True)
     samples.mask_of(image).save(mask, optimize=True)
     title = name.replace("-", " ").title()
-    toml.write_text(CAMPAIGN_TEMPLATE.format(name=name, title=title, path=toml.as_posix()), encoding="utf-8")
+    toml.write_text(
+        CAMPAIGN_TEMPLATE.format(name=name, title=title, path=toml.as_posix()), encoding="utf-8"
+    )
     return [toml, photo, mask]

@@ -34,17 +34,30 @@ def _check_id(value: str) -> str:
     return value
 
 
-Id = Annotated[str, Field(max_length=64), BeforeValidator(_check_id), WithJsonSchema(
-    {"type": "string", "pattern": ID_PATTERN.pattern, "description": "A lowercase slug: a-z, 0-9 and '-'."}
-)]
+Id = Annotated[
+    str,
+    Field(max_length=64),
+    BeforeValidator(_check_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ID_PATTERN.pattern,
+            "description": "A lowercase slug: a-z, 0-9 and '-'.",
+        }
+    ),
+]
 Text = Annotated[str, Field(max_length=20_000)]
-Ratio = Annotated[str, Field(pattern=RATIO_PATTERN.pattern, description="Width:height, e.g. '1:1' or '16:9'.")]
+Ratio = Annotated[
+    str, Field(pattern=RATIO_PATTERN.pattern, description="Width:height, e.g. '1:1' or '16:9'.")
+]
 
 Backend = Literal["preview", "vertex", "gemini"]
 OperationName = Literal["generate", "recontext", "bgswap", "customize", "edit", "upscale"]
 Language = Literal["auto", "en", "es", "hi", "ja", "ko", "pt", "zh", "zh-CN", "zh-TW"]
 PersonGeneration = Literal["dont_allow", "allow_adult", "allow_all"]
-SafetyLevel = Literal["block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"]
+SafetyLevel = Literal[
+    "block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"
+]
 OutputFormat = Literal["png", "jpeg", "webp"]
 ImageSize = Literal["512", "1K", "2K", "4K"]
 MaskMode = Literal["background", "foreground", "semantic", "user"]
@@ -159,10 +172,12 @@ class Reference(Strict):
 
 
 def _axis_value(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str | bool | int | float):
         return {"id": value}
-    if isinstance(value, bool) or isinstance(value, int | float):
-        return {"id": value}
+    if not isinstance(value, dict):
+        raise ValueError(
+            'axis values are strings, numbers or tables with an id (e.g. { id = "noir", ... })'
+        )
     return value
 
 
@@ -199,6 +214,7 @@ def _star_or_list(value: Any) -> Any:
 
 IdSelection = Annotated[
     tuple[str, ...],
+    Field(min_length=1),
     BeforeValidator(_star_or_list),
     WithJsonSchema(
         {
@@ -218,7 +234,9 @@ class Matrix(BaseModel):
     extra keys, or adds a combination when it matches none. Any other key is an axis: a template variable, or a
     request setting when it names one (e.g. `aspect_ratio = ["1:1", "9:16"]`)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="allow", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
     product: IdSelection | None = None
     """Product ids, or `"*"` for every product."""
@@ -300,7 +318,9 @@ class Product(Strict):
     """Display name."""
     description: Text = ""
     """How prompts describe the product, e.g. `a blue and orange trail running shoe`."""
-    images: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(min_length=1, max_length=3)
+    images: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(
+        min_length=1, max_length=3
+    )
     """1-3 photos (PNG, JPEG or WebP), relative to this file. A transparent PNG cut-out works best."""
     subject_type: SubjectType = "product"
     """What the photos show: `product`, `person`, `animal` or `default`."""
@@ -352,7 +372,9 @@ class Limits(Strict):
     """Refuse a run whose estimated cost is above this many US dollars."""
     max_variants: int = Field(default=1_000_000, ge=1, le=10_000_000)
     """Refuse a matrix that would expand to more variants than this, before memory is spent."""
-    requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=dict)
+    requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=dict
+    )
     """Requests-per-minute quota by model id, when your project's quota differs from the registry's default."""
     price_per_image_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Price per image by model id, overriding the registry's (e.g. a negotiated price)."""
@@ -410,20 +432,69 @@ SETTING_NAMES: tuple[str, ...] = tuple(Settings.model_fields)
 
 #: Settings each operation uses; a job or axis setting anything else is an error.
 _COMMON = frozenset(
-    {"backend", "model", "location", "images", "seed", "person_generation", "safety_filter_level",
-     "add_watermark", "output_format", "output_quality"}
+    {
+        "backend",
+        "model",
+        "location",
+        "images",
+        "seed",
+        "person_generation",
+        "safety_filter_level",
+        "add_watermark",
+        "output_format",
+        "output_quality",
+    }
 )
 OPERATION_SETTINGS: dict[str, frozenset[str]] = {
-    "generate": _COMMON | {"aspect_ratio", "image_size", "negative_prompt", "language", "enhance_prompt",
-                           "guidance_scale"},
+    "generate": _COMMON
+    | {
+        "aspect_ratio",
+        "image_size",
+        "negative_prompt",
+        "language",
+        "enhance_prompt",
+        "guidance_scale",
+    },
     "recontext": _COMMON | {"aspect_ratio", "base_steps", "enhance_prompt", "composite"},
-    "bgswap": _COMMON | {"aspect_ratio", "negative_prompt", "language", "guidance_scale", "base_steps",
-                         "mask_mode", "mask_classes", "mask_dilation", "composite"},
+    "bgswap": _COMMON
+    | {
+        "aspect_ratio",
+        "negative_prompt",
+        "language",
+        "guidance_scale",
+        "base_steps",
+        "mask_mode",
+        "mask_classes",
+        "mask_dilation",
+        "composite",
+    },
     "customize": _COMMON | {"aspect_ratio", "negative_prompt", "language", "guidance_scale"},
-    "edit": _COMMON | {"aspect_ratio", "negative_prompt", "language", "guidance_scale", "base_steps",
-                       "mask_mode", "mask_classes", "mask_dilation", "edit_mode", "canvas_scale"},
-    "upscale": frozenset({"backend", "model", "location", "images", "safety_filter_level",
-                          "person_generation", "output_format", "output_quality", "upscale_factor"}),
+    "edit": _COMMON
+    | {
+        "aspect_ratio",
+        "negative_prompt",
+        "language",
+        "guidance_scale",
+        "base_steps",
+        "mask_mode",
+        "mask_classes",
+        "mask_dilation",
+        "edit_mode",
+        "canvas_scale",
+    },
+    "upscale": frozenset(
+        {
+            "backend",
+            "model",
+            "location",
+            "images",
+            "safety_filter_level",
+            "person_generation",
+            "output_format",
+            "output_quality",
+            "upscale_factor",
+        }
+    ),
 }
 #: Job keys (not settings) that only some operations take.
 OPERATION_JOB_KEYS: dict[str, frozenset[str]] = {

@@ -51,8 +51,14 @@ class StoredImage:
     height: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "digest": self.digest, "path": self.path, "mime_type": self.mime_type,
-                "width": self.width, "height": self.height}
+        return {
+            "index": self.index,
+            "digest": self.digest,
+            "path": self.path,
+            "mime_type": self.mime_type,
+            "width": self.width,
+            "height": self.height,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +136,15 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def _store_error(e: OSError, path: Path) -> StoreError:
     if e.errno == errno.ENOSPC:
-        return StoreError(f"{path.parent}: the disk is full; free some space (`campaign clean --max-size ...`) "
-                          "and run again: finished work is saved")
+        return StoreError(
+            f"{path.parent}: the disk is full; free some space (`campaign clean --max-size ...`) "
+            "and run again: finished work is saved"
+        )
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoreError(f"{path.parent}: not writable ({e.strerror}); fix the permissions or choose another "
-                          "folder, then run again: finished work is saved")
+        return StoreError(
+            f"{path.parent}: not writable ({e.strerror}); fix the permissions or choose another "
+            "folder, then run again: finished work is saved"
+        )
     return StoreError(f"{path}: cannot write: {e.strerror or e}")
 
 
@@ -149,7 +159,9 @@ class Store:
 
     def blob_path(self, digest: str, mime_type: str) -> Path:
         hexdigest = digest.split(":", 1)[-1]
-        return self.root / "blobs" / hexdigest[:2] / f"{hexdigest}.{_EXTENSIONS.get(mime_type, 'bin')}"
+        return (
+            self.root / "blobs" / hexdigest[:2] / f"{hexdigest}.{_EXTENSIONS.get(mime_type, 'bin')}"
+        )
 
     def has(self, key: str) -> bool:
         """Whether the store holds a finished result for ``key`` (so the request need not be sent)."""
@@ -176,11 +188,15 @@ class Store:
             path = self.root / image.path
             if not path.exists():
                 atomic_write(path, data)
-        atomic_write(self.record_path(record.key),
-                     json.dumps(record.to_json(), indent=1, sort_keys=True).encode())
+        atomic_write(
+            self.record_path(record.key),
+            json.dumps(record.to_json(), indent=1, sort_keys=True).encode(),
+        )
         return record
 
-    def image_ref(self, index: int, digest: str, mime_type: str, width: int, height: int) -> StoredImage:
+    def image_ref(
+        self, index: int, digest: str, mime_type: str, width: int, height: int
+    ) -> StoredImage:
         path = self.blob_path(digest, mime_type).relative_to(self.root).as_posix()
         return StoredImage(index, digest, path, mime_type, width, height)
 
@@ -192,8 +208,14 @@ class Store:
         if base.is_dir():
             yield from base.glob("*/*.json")
 
-    def trim(self, *, max_age_days: float | None = None, max_bytes: int | None = None,
-             keep: frozenset[str] = frozenset(), now: float | None = None) -> tuple[int, int]:
+    def trim(
+        self,
+        *,
+        max_age_days: float | None = None,
+        max_bytes: int | None = None,
+        keep: frozenset[str] = frozenset(),
+        now: float | None = None,
+    ) -> tuple[int, int]:
         """Remove records older than ``max_age_days``, then the oldest until blobs fit in ``max_bytes``, then
         blobs no record refers to. Keys in ``keep`` are never removed. Returns (records, bytes) removed."""
         now = time.time() if now is None else now
@@ -206,7 +228,11 @@ class Store:
         removed = 0
         alive: list[tuple[float, Path, dict[str, Any]]] = []
         for mtime, path, data in entries:
-            if max_age_days is not None and data["key"] not in keep and now - mtime > max_age_days * 86400:
+            if (
+                max_age_days is not None
+                and data["key"] not in keep
+                and now - mtime > max_age_days * 86400
+            ):
                 path.unlink(missing_ok=True)
                 removed += 1
             else:

@@ -247,7 +247,16 @@ def _unescape(raw: str) -> str:
         return raw
     out: list[str] = []
     i = 0
-    simple = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
+    simple = {
+        "b": "\b",
+        "t": "\t",
+        "n": "\n",
+        "f": "\f",
+        "r": "\r",
+        '"': '"',
+        "\\": "\\",
+        "e": "\x1b",
+    }
     while i < len(raw):
         c = raw[i]
         if c == "\\" and i + 1 < len(raw):

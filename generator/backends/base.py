@@ -57,8 +57,15 @@ class BackendError(Exception):
 class TransientError(BackendError):
     """Worth retrying: 429 (``quota=True``), 5xx, timeouts, dropped connections, malformed responses."""
 
-    def __init__(self, message: str, *, code: int | None = None, status: str | None = None,
-                 retry_after: float | None = None, quota: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: str | None = None,
+        retry_after: float | None = None,
+        quota: bool = False,
+    ) -> None:
         super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
         self.quota = quota
