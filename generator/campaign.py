@@ -154,11 +154,7 @@ def format_key(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            text = (
-                part
-                if re.fullmatch(r"[A-Za-z0-9_-]+", part)
-                else '"' + part.replace('"', '\\"') + '"'
-            )
+            text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else '"' + part.replace('"', '\\"') + '"'
             out += f".{text}" if out else text
     return out
 
@@ -228,27 +224,19 @@ class _Loader:
     # -- problems ---------------------------------------------------------------------------------------------
 
     def report(self, doc: _Document, path: KeyPath, message: str) -> None:
-        self.problems.append(
-            Problem(doc.display, doc.lines.line_of(path), format_key(path), message)
-        )
+        self.problems.append(Problem(doc.display, doc.lines.line_of(path), format_key(path), message))
 
-    def report_validation(
-        self, doc: _Document, prefix: KeyPath, error: ValidationError, model: Any
-    ) -> None:
+    def report_validation(self, doc: _Document, prefix: KeyPath, error: ValidationError, model: Any) -> None:
         errors = [
             (
-                tuple(
-                    p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
-                ),
+                tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))),
                 err,
             )
             for err in error.errors(include_url=False)
         ]
         for loc, err in errors:
             # Pydantic also reports an array as too short when its only items failed; the item errors say why.
-            if err["type"] == "too_short" and any(
-                len(o) > len(loc) and o[: len(loc)] == loc for o, _ in errors
-            ):
+            if err["type"] == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o, _ in errors):
                 continue
             self.report(doc, prefix + loc, _message(err, model, loc))
 
@@ -261,15 +249,9 @@ class _Loader:
         sections = self.validate_main(main)
         included = self.load_includes(main, sections["include"], chain=(self.abs,))
         self.upload_limit = self.choose_upload_limit(sections)
-        products = self.resolve_products(
-            [(main, sections["products"])] + [(d, s["products"]) for d, s in included]
-        )
-        scenes = self.resolve_scenes(
-            [(main, sections["scenes"])] + [(d, s["scenes"]) for d, s in included]
-        )
-        templates = self.resolve_templates(
-            [(main, sections["templates"])] + [(d, s["templates"]) for d, s in included]
-        )
+        products = self.resolve_products([(main, sections["products"])] + [(d, s["products"]) for d, s in included])
+        scenes = self.resolve_scenes([(main, sections["scenes"])] + [(d, s["scenes"]) for d, s in included])
+        templates = self.resolve_templates([(main, sections["templates"])] + [(d, s["templates"]) for d, s in included])
         jobs = self.resolve_jobs(main, sections["jobs"], templates, products)
         self.check_models(main, sections)
         if self.problems:
@@ -309,11 +291,7 @@ class _Loader:
         try:
             size = check_regular_file(file)
         except ImageProblem as e:
-            fail(
-                str(e)
-                .replace("an image file", "a TOML file")
-                .replace("a PNG, JPEG or WebP image", "TOML")
-            )
+            fail(str(e).replace("an image file", "a TOML file").replace("a PNG, JPEG or WebP image", "TOML"))
             return None
         if size > MAX_CAMPAIGN_BYTES:
             fail(f"file is {size / 1024 / 1024:.1f} MB; campaign files over 5 MB are refused")
@@ -326,9 +304,7 @@ class _Loader:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             line = raw[: e.start].count(b"\n") + 1
-            self.problems.append(
-                Problem(display, line, "", "is not valid UTF-8 text; save the file as UTF-8")
-            )
+            self.problems.append(Problem(display, line, "", "is not valid UTF-8 text; save the file as UTF-8"))
             return None
         if text.startswith("\ufeff"):
             text = text[1:]
@@ -361,20 +337,12 @@ class _Loader:
             )
             out["header"] = None
         else:
-            out["header"] = self.validate(
-                doc, ("campaign",), data["campaign"], schema.CampaignHeader
-            )
+            out["header"] = self.validate(doc, ("campaign",), data["campaign"], schema.CampaignHeader)
         if out["header"] is not None:
             out["include"] = out["header"].include
         else:  # still follow valid-looking includes, so their problems are reported too
-            raw = (
-                data.get("campaign", {}).get("include", ())
-                if isinstance(data.get("campaign"), Mapping)
-                else ()
-            )
-            out["include"] = (
-                tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, tuple) else ()
-            )
+            raw = data.get("campaign", {}).get("include", ()) if isinstance(data.get("campaign"), Mapping) else ()
+            out["include"] = tuple(x for x in raw if isinstance(x, str)) if isinstance(raw, tuple) else ()
         for key, model in (
             ("defaults", schema.Defaults),
             ("limits", schema.Limits),
@@ -450,23 +418,19 @@ class _Loader:
         out: list[tuple[_Document, dict[str, Any]]] = []
         key = "campaign" if doc.file == self.abs else None
         for i, rel in enumerate(includes):
-            at: KeyPath = (key, "include", i) if key else ("include", i)  # type: ignore[assignment]
+            at: KeyPath = (key, "include", i) if key else ("include", i)
             target = self.resolve_path(doc, at, rel, what="included file")
             if target is None:
                 continue
             if target in chain:
-                names = " -> ".join(
-                    display_path(p) for p in (*chain[chain.index(target) :], target)
-                )
+                names = " -> ".join(display_path(p) for p in (*chain[chain.index(target) :], target))
                 self.report(doc, at, f"include cycle: {names}")
                 continue
             if target in self.documents:
                 self.report(doc, at, f"{_quote(rel)} is included twice; include each file once")
                 continue
             if len(chain) > MAX_INCLUDE_DEPTH:
-                self.report(
-                    doc, at, f"includes are nested more than {MAX_INCLUDE_DEPTH} deep; flatten them"
-                )
+                self.report(doc, at, f"includes are nested more than {MAX_INCLUDE_DEPTH} deep; flatten them")
                 continue
             child = self.read_document(target, doc, at)
             if child is None:
@@ -484,9 +448,7 @@ class _Loader:
             self.validate_common(child, child.data, sections)
             nested = child.data.get("include", ())
             if not isinstance(nested, tuple) or not all(isinstance(x, str) for x in nested):
-                self.report(
-                    child, ("include",), f"expected an array of file paths, got {_describe(nested)}"
-                )
+                self.report(child, ("include",), f"expected an array of file paths, got {_describe(nested)}")
                 nested = ()
             out.append((child, sections))
             out.extend(self.load_includes(child, nested, (*chain, target)))
@@ -533,9 +495,7 @@ class _Loader:
         cached = self.images.get(target)
         if cached is None:
             try:
-                cached = read_input_image(
-                    target, target.relative_to(self.root).as_posix(), self.upload_limit
-                )
+                cached = read_input_image(target, target.relative_to(self.root).as_posix(), self.upload_limit)
             except ImageProblem as e:
                 cached = str(e)
             self.images[target] = cached
@@ -543,11 +503,7 @@ class _Loader:
             self.report(doc, at, f"{rel}: {cached}")
             return None
         if cached.fitted:
-            self.notices.append(
-                Problem(
-                    doc.display, doc.lines.line_of(at), format_key(at), f"{rel}: {cached.fitted}"
-                )
-            )
+            self.notices.append(Problem(doc.display, doc.lines.line_of(at), format_key(at), f"{rel}: {cached.fitted}"))
         return cached
 
     def choose_upload_limit(self, sections: Mapping[str, Any]) -> int:
@@ -555,7 +511,7 @@ class _Loader:
         names: set[str] = set()
         defaults: schema.Defaults = sections["defaults"]
         names.update(x for x in (defaults.model, *defaults.model_map.values()) if x)
-        backends = {defaults.backend}
+        backends: set[str | None] = {defaults.backend}
         for _, job, _ in sections["jobs"]:
             if job is not None:
                 names.update(x for x in (job.model,) if x)
@@ -565,9 +521,7 @@ class _Loader:
                         names.update(str(v.id) for v in values)
                     if axis == "backend":
                         backends.update(str(v.id) for v in values)
-        gemini = "gemini" in backends or any(
-            (s := lookup(n)) and s.family == "gemini" for n in names
-        )
+        gemini = "gemini" in backends or any((s := lookup(n)) and s.family == "gemini" for n in names)
         return GEMINI_UPLOAD_LIMIT if gemini else DEFAULT_UPLOAD_LIMIT
 
     # -- products, scenes, templates --------------------------------------------------------------------------
@@ -585,9 +539,7 @@ class _Loader:
                     self.known_products.add(rid)
                 if spec is None:
                     continue
-                images = tuple(
-                    self.image(doc, (*path, "images", k), rel) for k, rel in enumerate(spec.images)
-                )
+                images = tuple(self.image(doc, (*path, "images", k), rel) for k, rel in enumerate(spec.images))
                 mask = self.image(doc, (*path, "mask"), spec.mask) if spec.mask else None
                 if (
                     mask is not None
@@ -634,9 +586,7 @@ class _Loader:
                     )
         return out
 
-    def resolve_templates(
-        self, groups: list[tuple[_Document, list[tuple[str, Any]]]]
-    ) -> dict[str, Template]:
+    def resolve_templates(self, groups: list[tuple[_Document, list[tuple[str, Any]]]]) -> dict[str, Template]:
         out: dict[str, Template] = {}
         first_seen: dict[str, str] = {}
         for doc, entries in groups:
@@ -654,9 +604,7 @@ class _Loader:
         origin = Origin(doc.display, path)
         if isinstance(spec, str):
             line = doc.lines.line_of(path) or 1
-            template = Template(
-                name, spec, doc.display, line + _starts_on_next_line(doc.text, line), origin
-            )
+            template = Template(name, spec, doc.display, line + _starts_on_next_line(doc.text, line), origin)
         else:
             target = self.resolve_path(doc, (*path, "file"), spec.file, what="template file")
             if target is None:
@@ -691,14 +639,10 @@ class _Loader:
             return None
         return template
 
-    def duplicate(
-        self, doc: _Document, path: KeyPath, what: str, rid: str, seen: dict[str, str]
-    ) -> bool:
+    def duplicate(self, doc: _Document, path: KeyPath, what: str, rid: str, seen: dict[str, str]) -> bool:
         where = f"{doc.display}:{doc.lines.line_of(path)}"
         if rid in seen:
-            self.report(
-                doc, path, f"duplicate {what} id {_quote(rid)} (first defined at {seen[rid]})"
-            )
+            self.report(doc, path, f"duplicate {what} id {_quote(rid)} (first defined at {seen[rid]})")
             return True
         seen[rid] = where
         return False
@@ -715,9 +659,7 @@ class _Loader:
         first_seen: dict[str, str] = {}
         for i, spec, raw in entries:
             rid = spec.id if spec is not None else raw.get("id")
-            if isinstance(rid, str) and not self.duplicate(
-                doc, ("jobs", i, "id"), "job", rid, first_seen
-            ):
+            if isinstance(rid, str) and not self.duplicate(doc, ("jobs", i, "id"), "job", rid, first_seen):
                 self.known_jobs.add(rid)
         jobs: list[Job] = []
         for i, spec, _ in entries:
@@ -729,9 +671,7 @@ class _Loader:
         self.check_sources(doc, jobs)
         return jobs
 
-    def resolve_job(
-        self, doc: _Document, i: int, spec: schema.Job, templates: Mapping[str, Template]
-    ) -> Job | None:
+    def resolve_job(self, doc: _Document, i: int, spec: schema.Job, templates: Mapping[str, Template]) -> Job | None:
         path: KeyPath = ("jobs", i)
         op = spec.operation
         before = len(self.problems)
@@ -778,9 +718,7 @@ class _Loader:
         # Source.
         if spec.source is not None and spec.source != "product":
             if spec.source == spec.id:
-                self.report(
-                    doc, (*path, "source"), "a job cannot take its own outputs as its source"
-                )
+                self.report(doc, (*path, "source"), "a job cannot take its own outputs as its source")
             elif spec.source not in self.known_jobs:
                 self.report(
                     doc,
@@ -793,13 +731,9 @@ class _Loader:
             self.check_matrix(doc, (*path, "matrix"), spec)
         if len(self.problems) > before:
             return None
-        return Job(
-            spec=spec, template=template, references=references, origin=Origin(doc.display, path)
-        )
+        return Job(spec=spec, template=template, references=references, origin=Origin(doc.display, path))
 
-    def resolve_references(
-        self, doc: _Document, path: KeyPath, spec: schema.Job
-    ) -> tuple[Reference, ...]:
+    def resolve_references(self, doc: _Document, path: KeyPath, spec: schema.Job) -> tuple[Reference, ...]:
         if spec.operation != "customize":
             return ()
         if not spec.references:
@@ -829,9 +763,7 @@ class _Loader:
                 )
             if ref.type == "control" and len(ref.images) > 1:
                 self.report(doc, (*at, "images"), "a control reference takes one image")
-            images = tuple(
-                self.image(doc, (*at, "images", j), rel) for j, rel in enumerate(ref.images)
-            )
+            images = tuple(self.image(doc, (*at, "images", j), rel) for j, rel in enumerate(ref.images))
             out.append(
                 Reference(
                     number=k + 1,
@@ -859,7 +791,7 @@ class _Loader:
                 continue
             if "*" in values:
                 if len(values) > 1:
-                    self.report(doc, (*path, key), '"*" stands for every %s; use it alone' % what)
+                    self.report(doc, (*path, key), f'"*" stands for every {what}; use it alone')
                 axes[key] = set(known)
                 continue
             axes[key] = set(values)
@@ -878,9 +810,7 @@ class _Loader:
                 )
                 continue
             if name in RESERVED_NAMES:
-                self.report(
-                    doc, at, f"{_quote(name)} is reserved for templates; name the axis differently"
-                )
+                self.report(doc, at, f"{_quote(name)} is reserved for templates; name the axis differently")
                 continue
             if name in schema.SETTING_NAMES:
                 if name not in schema.OPERATION_SETTINGS[op]:
@@ -904,15 +834,13 @@ class _Loader:
                     self.report(
                         doc,
                         at,
-                        f"{_quote(key)} is not an axis of this matrix (axes: "
-                        f"{', '.join(sorted(axes)) or 'none'})",
+                        f"{_quote(key)} is not an axis of this matrix (axes: {', '.join(sorted(axes)) or 'none'})",
                     )
                 elif str(value) not in axes[key]:
                     self.report(
                         doc,
                         at,
-                        f"{_quote(str(value))} is not a value of axis {_quote(key)} "
-                        f"({', '.join(sorted(axes[key]))})",
+                        f"{_quote(str(value))} is not a value of axis {_quote(key)} ({', '.join(sorted(axes[key]))})",
                     )
         for k, entry in enumerate(matrix.include):
             if not entry:
@@ -979,9 +907,7 @@ class _Loader:
         for src, dst in defaults.model_map.items():
             for value, key in ((src, src), (dst, src)):
                 if lookup(value) is None:
-                    self.report(
-                        doc, ("defaults", "model_map", key), _unknown_ref("model", value, known)
-                    )
+                    self.report(doc, ("defaults", "model_map", key), _unknown_ref("model", value, known))
         limits: schema.Limits = sections["limits"]
         for table in ("requests_per_minute", "price_per_image_usd"):
             for name in getattr(limits, table):
@@ -1081,9 +1007,7 @@ def _unknown_ref(what: str, value: str, known: list[str], extra: str | None = No
 
 def _does_not_apply(name: str, op: str) -> str:
     ops = [o for o, names in schema.OPERATION_SETTINGS.items() if name in names]
-    return (
-        f"{_quote(name)} does not apply to operation {_quote(op)} (it applies to: {', '.join(ops)})"
-    )
+    return f"{_quote(name)} does not apply to operation {_quote(op)} (it applies to: {', '.join(ops)})"
 
 
 def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
@@ -1160,14 +1084,8 @@ def _message(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
         limit = ctx.get("min_length" if kind == "too_short" else "max_length")
         word = "at least" if kind == "too_short" else "at most"
         if isinstance(value, str):
-            return (
-                "must not be empty"
-                if limit == 1 and kind == "too_short"
-                else f"must be {word} {limit} characters"
-            )
-        return (
-            f"needs {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
-        )
+            return "must not be empty" if limit == 1 and kind == "too_short" else f"must be {word} {limit} characters"
+        return f"needs {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_MESSAGES.get(ctx.get('pattern', ''), 'has the wrong form')}, got {_describe(value)}"
     if kind == "value_error":

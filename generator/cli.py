@@ -102,9 +102,7 @@ def find_campaign_files(paths: Sequence[str]) -> list[Path]:
         else:
             raise InvalidCampaign([Problem(raw, None, "", "no such file or directory")])
     if not found:
-        raise CampaignError(
-            f"no campaign files (TOML files with a [campaign] table) in {', '.join(paths)}"
-        )
+        raise CampaignError(f"no campaign files (TOML files with a [campaign] table) in {', '.join(paths)}")
     return found
 
 
@@ -142,9 +140,7 @@ def parse_model_map(items: Sequence[str]) -> dict[str, str]:
 
         for name in (src.strip(), dst.strip()):
             if lookup(name) is None:
-                raise UsageError(
-                    f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)"
-                )
+                raise UsageError(f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)")
         out[src.strip()] = dst.strip()
     return out
 
@@ -199,9 +195,7 @@ def _problem_json(p: Problem) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts and editors)."
-)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts and editors).")
 def validate(paths: tuple[str, ...], as_json: bool) -> None:
     """Check campaign files and report every problem, one line each.
 
@@ -270,12 +264,8 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--included", is_flag=True, help="The schema of included files (products, scenes, templates)."
-)
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE."
-)
+@click.option("--included", is_flag=True, help="The schema of included files (products, scenes, templates).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 def schema(included: bool, output: str | None) -> None:
     """Print the JSON Schema of campaign files, for editor completion.
 
@@ -315,9 +305,7 @@ def init(name: str, folder: str) -> None:
     for path in written:
         click.echo(f"created {path.as_posix()}")
     toml = written[0].as_posix()
-    click.echo(
-        f"\nNext:\n  campaign validate {toml}\n  campaign plan {toml}\n  campaign generate {toml}"
-    )
+    click.echo(f"\nNext:\n  campaign validate {toml}\n  campaign plan {toml}\n  campaign generate {toml}")
 
 
 @cli.command()
@@ -345,9 +333,7 @@ def models(as_json: bool) -> None:
                     "migrate_by": spec.lifecycle.migrate_by,
                     "shutdown": spec.lifecycle.shutdown,
                     "assumed": list(spec.assumed),
-                    "default_for": sorted(
-                        f"{fam}:{op}" for (fam, op), m in DEFAULT_MODELS.items() if m == spec.id
-                    ),
+                    "default_for": sorted(f"{fam}:{op}" for (fam, op), m in DEFAULT_MODELS.items() if m == spec.id),
                 }
             )
         click.echo(json.dumps(rows, indent=2))
@@ -356,7 +342,7 @@ def models(as_json: bool) -> None:
     click.echo(header)
     click.echo("-" * len(header))
     for spec in REGISTRY.values():
-        status = spec.lifecycle.status
+        status: str = spec.lifecycle.status
         if spec.lifecycle.successor:
             status += f" -> {spec.lifecycle.successor}"
         assumed = "*" if "price_per_image_usd" in spec.assumed else " "
@@ -364,9 +350,7 @@ def models(as_json: bool) -> None:
             f"{spec.id:<40} {','.join(spec.operations):<28} {spec.max_images_per_request:>7} "
             f"{spec.requests_per_minute:>5} {spec.price_per_image_usd:>6.3f}{assumed} {status}"
         )
-    click.echo(
-        "\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd"
-    )
+    click.echo("\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd")
 
 
 def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
@@ -379,9 +363,7 @@ def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
 @cli.command("plan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @plan_selection_options
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1)."
-)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1).")
 @click.option("--full", is_flag=True, help="With --json: include every variant and request.")
 @click.option(
     "--store",
@@ -418,9 +400,7 @@ def plan_command(
     over = False
     for campaign in load_all(paths):
         planned = plan(campaign, plan_options(campaign, backend, model_map, only))
-        jobs, total = estimate(
-            planned, _cached_keys(campaign, store_dir), _location_count(campaign)
-        )
+        jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
         over = over or bool(limit_problems(planned, total))
         if as_json:
             documents.append(plan_json(planned, jobs, total, full=full))
@@ -428,11 +408,7 @@ def plan_command(
             echo_notices(campaign)
             click.echo(render_plan_text(planned, jobs, total))
     if as_json:
-        click.echo(
-            json.dumps(
-                documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False
-            )
-        )
+        click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False))
     if over:
         sys.exit(EXIT_INVALID)
 
@@ -445,9 +421,7 @@ def _location_count(campaign: Campaign) -> int:
 @click.argument("path", type=click.Path())
 @click.argument("variant")
 @plan_selection_options
-def explain(
-    path: str, variant: str, backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...]
-) -> None:
+def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, ...], only: tuple[str, ...]) -> None:
     """Show one variant: why it exists, its rendered prompt, its requests and their keys.
 
     VARIANT is a variant id as `plan --json --full` prints it (e.g.
@@ -488,9 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         e.show()
         sys.exit(EXIT_INVALID if e.exit_code in (1, 2) else e.exit_code)
     except KeyboardInterrupt:
-        click.echo(
-            "\ninterrupted; finished work is saved, run the same command again to resume", err=True
-        )
+        click.echo("\ninterrupted; finished work is saved, run the same command again to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.exit(0)

@@ -70,17 +70,13 @@ def check_regular_file(path: Path) -> int:
     if not stat.S_ISREG(st.st_mode):
         raise ImageProblem("is not a regular file (device, pipe or socket); expected an image file")
     if st.st_size > MAX_FILE_BYTES:
-        raise ImageProblem(
-            f"file is {_mb(st.st_size)}; files over {_mb(MAX_FILE_BYTES)} are refused"
-        )
+        raise ImageProblem(f"file is {_mb(st.st_size)}; files over {_mb(MAX_FILE_BYTES)} are refused")
     if st.st_size == 0:
         raise ImageProblem("file is empty; expected a PNG, JPEG or WebP image")
     return st.st_size
 
 
-def read_input_image(
-    path: Path, display: str, upload_limit: int = DEFAULT_UPLOAD_LIMIT
-) -> InputImage:
+def read_input_image(path: Path, display: str, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> InputImage:
     """Read, check and fingerprint one input image.
 
     Raises:
@@ -155,13 +151,9 @@ def decode(data: bytes) -> Image.Image:
     except ImageProblem:
         raise
     except UnidentifiedImageError:
-        raise ImageProblem(
-            "is not an image Pillow can read (corrupt, or not PNG/JPEG/WebP)"
-        ) from None
+        raise ImageProblem("is not an image Pillow can read (corrupt, or not PNG/JPEG/WebP)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageProblem(
-            "is a decompression bomb (far more pixels than its file size suggests)"
-        ) from None
+        raise ImageProblem("is a decompression bomb (far more pixels than its file size suggests)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = str(e) or type(e).__name__
         if "truncated" in reason:
@@ -181,9 +173,7 @@ def _describe_mode(mode: str) -> str:
     return "not supported by the image APIs"
 
 
-def fit_upload(
-    data: bytes, image: Image.Image, limit: int
-) -> tuple[bytes, str, str | None, tuple[int, int]]:
+def fit_upload(data: bytes, image: Image.Image, limit: int) -> tuple[bytes, str, str | None, tuple[int, int]]:
     """Return the bytes to send, their MIME type, a note if they differ from the file, and their size.
 
     PNG and JPEG files within ``limit`` are sent as they are. WebP is converted to PNG (the Imagen API takes PNG
@@ -200,10 +190,7 @@ def fit_upload(
     out = _encode_png(work)
     reason = "converted from WebP to PNG" if fmt == "WEBP" and len(data) <= limit else None
     if len(out) <= limit:
-        note = (
-            reason
-            or f"{_mb(len(data))} is over the {_mb(limit)} upload limit; re-encoded as PNG ({_mb(len(out))})"
-        )
+        note = reason or f"{_mb(len(data))} is over the {_mb(limit)} upload limit; re-encoded as PNG ({_mb(len(out))})"
         return out, "image/png", note, work.size
     if not has_alpha:
         out = _encode_jpeg(work)

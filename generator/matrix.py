@@ -55,9 +55,7 @@ class Combination:
         return "matrix"
 
 
-def count(
-    axes: Sequence[tuple[str, Sequence[Value]]], include: Sequence[Mapping[str, Value]] = ()
-) -> int:
+def count(axes: Sequence[tuple[str, Sequence[Value]]], include: Sequence[Mapping[str, Value]] = ()) -> int:
     """An upper bound on the number of combinations, computed without expanding them."""
     base = math.prod(len(values) for _, values in axes) if axes else 0
     return base + len(include)
@@ -83,10 +81,7 @@ def expand(
         if all(k in original for k in entry)
     ]
     includes = [list(entry.items()) for entry in include]
-    include_keys = [
-        [(position[k], value_key(v)) for k, v in entry.items() if k in original]
-        for entry in include
-    ]
+    include_keys = [[(position[k], value_key(v)) for k, v in entry.items() if k in original] for entry in include]
     used = [False] * len(includes)
     if axes:
         for values in itertools.product(*(vals for _, vals in axes)):

@@ -249,9 +249,7 @@ class PlanOptions:
     backend: str | None = None
     model_map: Mapping[str, str] = field(default_factory=dict)
     only: tuple[Selector, ...] = ()
-    endpoint: str | None = (
-        None  # a custom Vertex AI base URL (the emulator): real-backend keys include it
-    )
+    endpoint: str | None = None  # a custom Vertex AI base URL (the emulator): real-backend keys include it
 
 
 @dataclass(frozen=True)
@@ -271,9 +269,7 @@ def parse_selector(text: str) -> Selector:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, values = part.partition("=")
         if not sep or not key.strip() or not values.strip():
-            raise UsageError(
-                f"--only {text!r}: expected key=value[,key=value] (e.g. 'product=trail-shoe,scene=beach')"
-            )
+            raise UsageError(f"--only {text!r}: expected key=value[,key=value] (e.g. 'product=trail-shoe,scene=beach')")
         terms.append((key.strip(), frozenset(v.strip() for v in values.split("|"))))
     if not terms:
         raise UsageError(f"--only {text!r}: expected key=value[,key=value]")
@@ -357,6 +353,7 @@ class _Planner:
         self.need: dict[str, int] = {}  # base -> images needed
         self.base_info: dict[str, tuple[Any, ...]] = {}
         self.variant_images: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.needed: set[str] = set()  # variants not selected but whose images selected variants need
 
     # -- entry ------------------------------------------------------------------------------------------------
 
@@ -416,9 +413,7 @@ class _Planner:
 
     # -- matrix -----------------------------------------------------------------------------------------------
 
-    def axes_of(
-        self, job: Job
-    ) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
+    def axes_of(self, job: Job) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
         m = job.spec.matrix
         if m is None:
             return [], [], []
@@ -536,14 +531,13 @@ class _Planner:
             for key, _ in selector.terms:
                 if key not in known:
                     raise UsageError(
-                        f"--only {selector.text!r}: no variant has {key!r} (keys: "
-                        f"{', '.join(sorted(known))})"
+                        f"--only {selector.text!r}: no variant has {key!r} (keys: {', '.join(sorted(known))})"
                     )
         by_id = {d.id: d for drafts in self.drafts_by_job.values() for d in drafts}
         for d in by_id.values():
             d.selected = any(s.matches(_view(d)) for s in self.o.only)
         # A selected variant of a chained job needs the images of its source variant.
-        needed: set[str] = set()
+        needed = self.needed
         for d in by_id.values():
             current = d
             while current.selected or current.id in needed:
@@ -551,10 +545,9 @@ class _Planner:
                     break
                 needed.add(current.source[0])
                 current = by_id[current.source[0]]
-        self.needed = needed
 
     def finish(self) -> tuple[Variant, ...]:
-        needed = getattr(self, "needed", set())
+        needed = self.needed
         out: list[Variant] = []
         for job in self.c.jobs:
             drafts = self.drafts_by_job.get(job.id, [])
@@ -660,9 +653,7 @@ class _VariantBuilder:
             axes = [*up.axes, ("image", str(n + 1))]
             axis_vars: dict[str, Any] = {k: AxisVar(v) for k, v in up.axes}
             axis_vars["image"] = AxisVar(n + 1)
-            origin = f"{up.id} image {n + 1}" + (
-                "" if combo.origin == "matrix" else f", {combo.origin}"
-            )
+            origin = f"{up.id} image {n + 1}" + ("" if combo.origin == "matrix" else f", {combo.origin}")
         else:
             product_id = values.get("product")
             scene_id = values.get("scene")
@@ -696,18 +687,13 @@ class _VariantBuilder:
         resolved = self.resolve_model(settings, fail)
         if resolved is None:
             return []
-        backend, spec, model_path = resolved
+        backend, spec, _model_path = resolved
         params = self.request_params(settings, spec, product, fail)
         inputs = self.inputs(product, params, spec, fail, upstream)
-        if (
-            prompt is not None
-            and spec.max_prompt_tokens
-            and _token_floor(prompt) > spec.max_prompt_tokens
-        ):
+        if prompt is not None and spec.max_prompt_tokens and _token_floor(prompt) > spec.max_prompt_tokens:
             fail(
                 self.template_path(),
-                f"the prompt has at least {_token_floor(prompt)} tokens; {spec.id} accepts "
-                f"{spec.max_prompt_tokens}",
+                f"the prompt has at least {_token_floor(prompt)} tokens; {spec.id} accepts {spec.max_prompt_tokens}",
             )
         if not ok:
             return []
@@ -814,9 +800,7 @@ class _VariantBuilder:
             model_id = default_model(family_hint, self.op)  # type: ignore[arg-type]
             model_path = self.job.origin.path
             if model_id is None:
-                fail(
-                    None, f'no Gemini model can do {self.op!r}; set backend = "vertex" on this job'
-                )
+                fail(None, f'no Gemini model can do {self.op!r}; set backend = "vertex" on this job')
                 return None
         mapped = self.p.model_map.get(model_id)
         if mapped is not None:
@@ -857,9 +841,7 @@ class _VariantBuilder:
                 if lc.successor and self.op in (lookup(lc.successor) or spec).operations
                 else ""
             )
-            self.p.warnings.add(
-                self.where(model_path), f"{spec.id} is deprecated{when}{gone}{hint}", None
-            )
+            self.p.warnings.add(self.where(model_path), f"{spec.id} is deprecated{when}{gone}{hint}", None)
         return backend, spec, model_path
 
     def request_params(
@@ -905,9 +887,7 @@ class _VariantBuilder:
                 else ("background" if self.op == "bgswap" else "foreground")
             )
         if self.op == "edit" and params.get("edit_mode") == "outpaint":
-            params.pop(
-                "mask_mode", None
-            )  # the outpainting mask is the canvas border, made from the source
+            params.pop("mask_mode", None)  # the outpainting mask is the canvas border, made from the source
             params.pop("mask_dilation", None)
             params.pop("mask_classes", None)
         elif self.op == "edit":
@@ -933,27 +913,19 @@ class _VariantBuilder:
             return settings[name][1] if name in settings else None
 
         ratio = settings.get("aspect_ratio", (None,))[0]
-        uses_ratio = "aspect_ratio" in params or (
-            spec.family == "imagen" and self.op == "recontext"
-        )
+        uses_ratio = "aspect_ratio" in params or (spec.family == "imagen" and self.op == "recontext")
         if uses_ratio and ratio is not None and ratio not in spec.aspect_ratios:
             fail(
                 path("aspect_ratio"),
-                f"aspect ratio {ratio!r} is not offered by {spec.id} (it has: "
-                f"{', '.join(spec.aspect_ratios)})",
+                f"aspect ratio {ratio!r} is not offered by {spec.id} (it has: {', '.join(spec.aspect_ratios)})",
             )
         size = params.get("image_size")
         if size is not None and size not in spec.image_sizes:
             fail(
                 path("image_size"),
-                f"image size {size!r} is not offered by {spec.id} (it has: "
-                f"{', '.join(spec.image_sizes)})",
+                f"image size {size!r} is not offered by {spec.id} (it has: {', '.join(spec.image_sizes)})",
             )
-        if (
-            spec.family == "imagen"
-            and params.get("seed") is not None
-            and params.get("add_watermark") is not False
-        ):
+        if spec.family == "imagen" and params.get("seed") is not None and params.get("add_watermark") is not False:
             fail(
                 path("seed"),
                 "Imagen refuses a seed while the watermark is on (its default): set "
@@ -963,8 +935,7 @@ class _VariantBuilder:
         if factor is not None and factor not in spec.upscale_factors:
             fail(
                 path("upscale_factor"),
-                f"upscale factor {factor!r} is not offered by {spec.id} (it has: "
-                f"{', '.join(spec.upscale_factors)})",
+                f"upscale factor {factor!r} is not offered by {spec.id} (it has: {', '.join(spec.upscale_factors)})",
             )
         if params.get("mask_mode") == "semantic" and not params.get("mask_classes"):
             fail(
@@ -998,16 +969,12 @@ class _VariantBuilder:
         needs_product = (
             op == "recontext"
             or (op in ("bgswap", "edit", "upscale") and upstream is None)
-            or (
-                op == "customize"
-                and any(r.type == "subject" and not r.images for r in self.job.references)
-            )
+            or (op == "customize" and any(r.type == "subject" and not r.images for r in self.job.references))
         )
         if needs_product and product is None:
             fail(
                 None,
-                f'operation {op!r} needs a product in every variant: add product = [...] (or "*") to '
-                "the matrix",
+                f'operation {op!r} needs a product in every variant: add product = [...] (or "*") to the matrix',
             )
             return out
         if op == "recontext":
@@ -1022,8 +989,8 @@ class _VariantBuilder:
         elif op in ("bgswap", "edit", "upscale"):
             if upstream is not None:
                 up, n = upstream
-                ref = self.p.variant_images[up.id][n]
-                out.append(Input("raw", f"request:{ref[0]}#{ref[1]}", None, ref))
+                image = self.p.variant_images[up.id][n]
+                out.append(Input("raw", f"request:{image[0]}#{image[1]}", None, image))
             else:
                 assert product is not None
                 out.append(Input("raw", product.images[0].digest, product.images[0]))
@@ -1036,8 +1003,7 @@ class _VariantBuilder:
             if total > spec.max_input_images:
                 fail(
                     None,
-                    f"{spec.id} takes at most {spec.max_input_images} reference images, this job gives "
-                    f"{total}",
+                    f"{spec.id} takes at most {spec.max_input_images} reference images, this job gives {total}",
                 )
         # The product mask: the user mask for editing, and what the product-preserving composite uses.
         if (
@@ -1052,12 +1018,8 @@ class _VariantBuilder:
             for ref in self.job.references:
                 entry: dict[str, Any] = {"id": ref.number, "type": ref.type}
                 if ref.type == "subject":
-                    entry["subject_type"] = ref.subject_type or (
-                        product.subject_type if product else "default"
-                    )
-                    entry["description"] = ref.description or (
-                        product.description if product else ""
-                    )
+                    entry["subject_type"] = ref.subject_type or (product.subject_type if product else "default")
+                    entry["description"] = ref.description or (product.description if product else "")
                 elif ref.type == "style":
                     entry["description"] = ref.description or ""
                 else:
@@ -1182,9 +1144,7 @@ def _registry_items() -> Iterable[tuple[str, ModelSpec]]:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -1223,9 +1183,7 @@ def _token_floor(prompt: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", prompt))
 
 
-def _variant_id(
-    job: str, product: str | None, scene: str | None, axes: Sequence[tuple[str, str]]
-) -> str:
+def _variant_id(job: str, product: str | None, scene: str | None, axes: Sequence[tuple[str, str]]) -> str:
     parts = [job]
     if product is not None:
         parts.append(f"product={product}")
@@ -1267,11 +1225,7 @@ def _levels(jobs: Sequence[Job]) -> list[list[Job]]:
     def level(job: Job) -> int:
         if job.id not in depth:
             source = job.spec.source
-            depth[job.id] = (
-                0
-                if source in (None, "product") or source not in by_id
-                else level(by_id[source]) + 1
-            )
+            depth[job.id] = 0 if source in (None, "product") or source not in by_id else level(by_id[source]) + 1
         return depth[job.id]
 
     levels: dict[int, list[Job]] = defaultdict(list)

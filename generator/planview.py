@@ -106,19 +106,14 @@ def render_plan_text(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate) 
     right = {3, 4, 5, 6, 7, 8, 9}
     lines.append("")
     for n, row in enumerate(rows):
-        cells = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     dependencies = sum(1 for v in plan.variants if not v.selected)
     if dependencies:
-        lines.append(
-            f"plus {dependencies:,} source variants the selection needs (made or taken from the store)"
-        )
+        lines.append(f"plus {dependencies:,} source variants the selection needs (made or taken from the store)")
     if plan.backend == "preview" and total.to_send:
         lines.append(
             f"preview drafts are free; the same requests on Vertex AI would cost about "
@@ -138,9 +133,7 @@ def render_plan_text(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate) 
     return "\n".join(lines) + "\n"
 
 
-def plan_json(
-    plan: Plan, jobs: Mapping[str, Estimate], total: Estimate, full: bool = False
-) -> dict[str, Any]:
+def plan_json(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate, full: bool = False) -> dict[str, Any]:
     """The plan as a stable JSON document (schema ``campaign-plan/1``, documented in README)."""
     c = plan.campaign
     doc: dict[str, Any] = {
@@ -203,11 +196,7 @@ def render_explain(plan: Plan, variant: Variant) -> str:
     lines.append(f"images   {len(variant.images)}")
     lines.append("")
     lines.append("prompt:")
-    lines.append(
-        f"  {variant.prompt}"
-        if variant.prompt is not None
-        else "  (none: this operation takes no prompt)"
-    )
+    lines.append(f"  {variant.prompt}" if variant.prompt is not None else "  (none: this operation takes no prompt)")
     seen: list[str] = []
     for key, _ in variant.images:
         if key not in seen:
@@ -216,13 +205,9 @@ def render_explain(plan: Plan, variant: Variant) -> str:
         request = plan.requests[key]
         taken = [i for k, i in variant.images if k == key]
         lines.append("")
-        lines.append(
-            f"request {key}  (images {', '.join(str(i) for i in taken)} of {request.sample_count})"
-        )
+        lines.append(f"request {key}  (images {', '.join(str(i) for i in taken)} of {request.sample_count})")
         lines.append(json.dumps(request.to_json(), indent=2, ensure_ascii=False, sort_keys=True))
-        shared = [
-            v.id for v in plan.variants if v.id != variant.id and any(k == key for k, _ in v.images)
-        ]
+        shared = [v.id for v in plan.variants if v.id != variant.id and any(k == key for k, _ in v.images)]
         if shared:
             lines.append(f"shared with: {', '.join(shared[:5])}{' …' if len(shared) > 5 else ''}")
     return "\n".join(lines) + "\n"

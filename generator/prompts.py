@@ -105,9 +105,7 @@ class TemplateError(Exception):
 
 def _bounded(value: Any) -> Any:
     if isinstance(value, str | list | tuple) and len(value) > MAX_TEXT:
-        raise SecurityError(
-            f"the template built a value of {len(value):,} characters/items (limit {MAX_TEXT:,})"
-        )
+        raise SecurityError(f"the template built a value of {len(value):,} characters/items (limit {MAX_TEXT:,})")
     return value
 
 
@@ -130,14 +128,8 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             raise SecurityError("exponents above 64 are not allowed in templates")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(n, int)
-                    and len(seq) * n > MAX_TEXT
-                ):
-                    raise SecurityError(
-                        f"the template built a value over {MAX_TEXT:,} characters/items"
-                    )
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_TEXT:
+                    raise SecurityError(f"the template built a value over {MAX_TEXT:,} characters/items")
         return _bounded(super().call_binop(context, operator, left, right))
 
 
@@ -149,9 +141,7 @@ def _environment() -> _PromptEnvironment:
         finalize=_bounded,
     )
     env.globals.clear()
-    env.filters = {
-        name: _wrap_filter(env.filters[name]) for name in _SAFE_FILTERS if name in env.filters
-    }
+    env.filters = {name: _wrap_filter(env.filters[name]) for name in _SAFE_FILTERS if name in env.filters}
     env.tests = dict(env.tests)
     return env
 
@@ -161,18 +151,14 @@ ENV = _environment()
 
 def _check_structure(ast: nodes.Template) -> None:
     for node in ast.find_all((nodes.Macro, nodes.CallBlock)):
-        raise jinja2.TemplateSyntaxError(
-            "macros and call blocks are not supported in prompt templates", node.lineno
-        )
+        raise jinja2.TemplateSyntaxError("macros and call blocks are not supported in prompt templates", node.lineno)
     for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         raise jinja2.TemplateSyntaxError(
             "extends, include and import are not supported in prompt templates", node.lineno
         )
     for loop in ast.find_all(nodes.For):
         for inner in loop.find_all(nodes.For):
-            raise jinja2.TemplateSyntaxError(
-                "a loop inside a loop is not allowed in prompt templates", inner.lineno
-            )
+            raise jinja2.TemplateSyntaxError("a loop inside a loop is not allowed in prompt templates", inner.lineno)
 
 
 @lru_cache(maxsize=1024)

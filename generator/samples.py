@@ -194,8 +194,6 @@ def scribble(size: int = 512) -> Image.Image:
         outline=(255, 255, 255),
         width=w,
     )
-    d.arc(
-        (0.62 * size, 0.45 * size, 0.74 * size, 0.62 * size), 270, 90, fill=(255, 255, 255), width=w
-    )
+    d.arc((0.62 * size, 0.45 * size, 0.74 * size, 0.62 * size), 270, 90, fill=(255, 255, 255), width=w)
     d.line((0.7 * size, 0.1 * size, 0.85 * size, 0.3 * size), fill=(255, 255, 255), width=w)
     return img

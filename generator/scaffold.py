@@ -68,7 +68,5 @@ def write_scaffold(name: str, folder: Path) -> list[Path]:
     image.save(photo, optimize=True)
     samples.mask_of(image).save(mask, optimize=True)
     title = name.replace("-", " ").title()
-    toml.write_text(
-        CAMPAIGN_TEMPLATE.format(name=name, title=title, path=toml.as_posix()), encoding="utf-8"
-    )
+    toml.write_text(CAMPAIGN_TEMPLATE.format(name=name, title=title, path=toml.as_posix()), encoding="utf-8")
     return [toml, photo, mask]

@@ -47,17 +47,13 @@ Id = Annotated[
     ),
 ]
 Text = Annotated[str, Field(max_length=20_000)]
-Ratio = Annotated[
-    str, Field(pattern=RATIO_PATTERN.pattern, description="Width:height, e.g. '1:1' or '16:9'.")
-]
+Ratio = Annotated[str, Field(pattern=RATIO_PATTERN.pattern, description="Width:height, e.g. '1:1' or '16:9'.")]
 
 Backend = Literal["preview", "vertex", "gemini"]
 OperationName = Literal["generate", "recontext", "bgswap", "customize", "edit", "upscale"]
 Language = Literal["auto", "en", "es", "hi", "ja", "ko", "pt", "zh", "zh-CN", "zh-TW"]
 PersonGeneration = Literal["dont_allow", "allow_adult", "allow_all"]
-SafetyLevel = Literal[
-    "block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"
-]
+SafetyLevel = Literal["block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 ImageSize = Literal["512", "1K", "2K", "4K"]
 MaskMode = Literal["background", "foreground", "semantic", "user"]
@@ -175,9 +171,7 @@ def _axis_value(value: Any) -> Any:
     if isinstance(value, str | bool | int | float):
         return {"id": value}
     if not isinstance(value, dict):
-        raise ValueError(
-            'axis values are strings, numbers or tables with an id (e.g. { id = "noir", ... })'
-        )
+        raise ValueError('axis values are strings, numbers or tables with an id (e.g. { id = "noir", ... })')
     return value
 
 
@@ -234,9 +228,7 @@ class Matrix(BaseModel):
     extra keys, or adds a combination when it matches none. Any other key is an axis: a template variable, or a
     request setting when it names one (e.g. `aspect_ratio = ["1:1", "9:16"]`)."""
 
-    model_config = ConfigDict(
-        extra="allow", frozen=True, strict=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, use_attribute_docstrings=True)
 
     product: IdSelection | None = None
     """Product ids, or `"*"` for every product."""
@@ -246,7 +238,7 @@ class Matrix(BaseModel):
     """Combinations to remove, e.g. `[{ product = "city-shoe", scene = "beach" }]`."""
     include: tuple[MatrixEntry, ...] = ()
     """Combinations to extend or add, e.g. `[{ product = "trail-shoe", scene = "studio", style = "noir" }]`."""
-    __pydantic_extra__: dict[str, AxisValues]  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, AxisValues]
 
 
 class Job(Settings):
@@ -318,9 +310,7 @@ class Product(Strict):
     """Display name."""
     description: Text = ""
     """How prompts describe the product, e.g. `a blue and orange trail running shoe`."""
-    images: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(
-        min_length=1, max_length=3
-    )
+    images: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(min_length=1, max_length=3)
     """1-3 photos (PNG, JPEG or WebP), relative to this file. A transparent PNG cut-out works best."""
     subject_type: SubjectType = "product"
     """What the photos show: `product`, `person`, `animal` or `default`."""
@@ -372,9 +362,7 @@ class Limits(Strict):
     """Refuse a run whose estimated cost is above this many US dollars."""
     max_variants: int = Field(default=1_000_000, ge=1, le=10_000_000)
     """Refuse a matrix that would expand to more variants than this, before memory is spent."""
-    requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(
-        default_factory=dict
-    )
+    requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=dict)
     """Requests-per-minute quota by model id, when your project's quota differs from the registry's default."""
     price_per_image_usd: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Price per image by model id, overriding the registry's (e.g. a negotiated price)."""

@@ -159,9 +159,7 @@ class Store:
 
     def blob_path(self, digest: str, mime_type: str) -> Path:
         hexdigest = digest.split(":", 1)[-1]
-        return (
-            self.root / "blobs" / hexdigest[:2] / f"{hexdigest}.{_EXTENSIONS.get(mime_type, 'bin')}"
-        )
+        return self.root / "blobs" / hexdigest[:2] / f"{hexdigest}.{_EXTENSIONS.get(mime_type, 'bin')}"
 
     def has(self, key: str) -> bool:
         """Whether the store holds a finished result for ``key`` (so the request need not be sent)."""
@@ -194,9 +192,7 @@ class Store:
         )
         return record
 
-    def image_ref(
-        self, index: int, digest: str, mime_type: str, width: int, height: int
-    ) -> StoredImage:
+    def image_ref(self, index: int, digest: str, mime_type: str, width: int, height: int) -> StoredImage:
         path = self.blob_path(digest, mime_type).relative_to(self.root).as_posix()
         return StoredImage(index, digest, path, mime_type, width, height)
 
@@ -228,11 +224,7 @@ class Store:
         removed = 0
         alive: list[tuple[float, Path, dict[str, Any]]] = []
         for mtime, path, data in entries:
-            if (
-                max_age_days is not None
-                and data["key"] not in keep
-                and now - mtime > max_age_days * 86400
-            ):
+            if max_age_days is not None and data["key"] not in keep and now - mtime > max_age_days * 86400:
                 path.unlink(missing_ok=True)
                 removed += 1
             else:

@@ -101,7 +101,7 @@ class _Scanner:
         parts = self.key()
         self.skip_ws(newlines=False)
         self.advance(2 if is_array else 1)
-        path = self.resolve(parts[:-1]) + (parts[-1],)
+        path = (*self.resolve(parts[:-1]), parts[-1])
         if is_array:
             index = self.aot_count.get(path, 0)
             self.aot_count[path] = index + 1

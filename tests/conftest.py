@@ -16,9 +16,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep tests away from the real home folder, Google credentials and any configured endpoint or store."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -36,14 +34,8 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def guarded(self: socket.socket, address: object) -> object:
         host = address[0] if isinstance(address, tuple) else address
-        if (
-            isinstance(host, str)
-            and host not in ("127.0.0.1", "localhost", "::1")
-            and not host.startswith("/")
-        ):
-            raise AssertionError(
-                f"test tried to reach {address!r}: tests must never leave 127.0.0.1"
-            )
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+            raise AssertionError(f"test tried to reach {address!r}: tests must never leave 127.0.0.1")
         return real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
@@ -72,7 +64,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    yield DATA
+    return DATA
 
 
 class CliResult:

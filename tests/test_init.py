@@ -18,10 +18,7 @@ def test_init_refuses_to_overwrite(repo: Path, run_cli) -> None:
     assert run_cli("init", "spring-sale").code == 0
     result = run_cli("init", "spring-sale")
     assert result.code == 2
-    assert (
-        result.err
-        == "campaigns/spring-sale.toml already exists; choose another name or remove it\n"
-    )
+    assert result.err == "campaigns/spring-sale.toml already exists; choose another name or remove it\n"
 
 
 def test_init_rejects_a_bad_name(repo: Path, run_cli) -> None:

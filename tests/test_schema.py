@@ -21,12 +21,12 @@ def test_schema_is_valid_json_schema() -> None:
         jsonschema.Draft202012Validator.check_schema(campaign_schema(included=included))
 
 
-@pytest.mark.parametrize("path", CAMPAIGNS + [DATA / "valid" / "basic.toml"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*CAMPAIGNS, DATA / "valid" / "basic.toml"], ids=lambda p: p.name)
 def test_schema_accepts_campaigns(path: Path) -> None:
     jsonschema.validate(tomllib.loads(path.read_text()), campaign_schema())
 
 
-@pytest.mark.parametrize("path", INCLUDED + [DATA / "valid" / "catalog.toml"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*INCLUDED, DATA / "valid" / "catalog.toml"], ids=lambda p: p.name)
 def test_schema_accepts_included_files(path: Path) -> None:
     jsonschema.validate(tomllib.loads(path.read_text()), campaign_schema(included=True))
 
@@ -46,9 +46,7 @@ def test_schema_documents_every_setting() -> None:
 @pytest.mark.parametrize(("included", "name"), [(False, "campaign"), (True, "campaign-included")])
 def test_committed_schema_is_current(included: bool, name: str) -> None:
     committed = json.loads((REPO / "schema" / f"{name}.schema.json").read_text())
-    assert committed == campaign_schema(included=included), (
-        "run: campaign schema -o schema/<name>.schema.json"
-    )
+    assert committed == campaign_schema(included=included), "run: campaign schema -o schema/<name>.schema.json"
 
 
 def test_schema_command(run_cli) -> None:

@@ -93,9 +93,7 @@ scalars = st.one_of(st.integers(-5, 5), st.booleans(), st.text("ab \"'\\#=[]{}\n
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.dictionaries(
-        keys, st.one_of(scalars, st.lists(scalars, max_size=3)), min_size=1, max_size=6
-    ),
+    st.dictionaries(keys, st.one_of(scalars, st.lists(scalars, max_size=3)), min_size=1, max_size=6),
     st.dictionaries(keys, scalars, max_size=3),
 )
 def test_generated_documents(table: dict[str, Any], inline: dict[str, Any]) -> None:

@@ -14,9 +14,7 @@ INVALID = sorted(p.name for p in (DATA / "invalid").glob("*.toml"))
 
 
 @pytest.mark.parametrize("name", INVALID)
-def test_invalid_campaign_reports_every_problem(
-    name: str, data_repo: Path, run_cli, snapshot
-) -> None:
+def test_invalid_campaign_reports_every_problem(name: str, data_repo: Path, run_cli, snapshot) -> None:
     result = run_cli("validate", f"invalid/{name}")
     assert result.code == 2, result.transcript()
     assert "Traceback" not in result.err
@@ -55,7 +53,8 @@ def test_json_output(data_repo: Path, run_cli) -> None:
     doc = json.loads(result.out)
     assert doc["valid"] is False
     bad, good = doc["campaigns"]
-    assert bad["valid"] is False and good["valid"] is True
+    assert bad["valid"] is False
+    assert good["valid"] is True
     assert bad["problems"][0] == {
         "file": "invalid/duplicate-ids.toml",
         "line": 9,
