@@ -49,9 +49,9 @@ class Combination:
     @property
     def origin(self) -> str:
         if self.created_by is not None:
-            return f"include[{self.created_by}]"
+            return f"added by matrix.include[{self.created_by}]"
         if self.includes:
-            return "matrix + " + " + ".join(f"include[{i}]" for i in self.includes)
+            return "matrix, extended by " + ", ".join(f"matrix.include[{i}]" for i in self.includes)
         return "matrix"
 
 
