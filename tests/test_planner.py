@@ -103,7 +103,7 @@ def test_identical_requests_are_shared(repo: Path) -> None:
     p = planned(repo, body)
     assert len(p.variants) == 5  # 4 in a (the scene is not in the prompt), 1 in b
     assert len(p.requests) == 2  # one per product
-    jobs, total = estimate(p)
+    jobs, _total = estimate(p)
     assert (jobs["a"].requests, jobs["b"].requests) == (2, 0)
 
 
@@ -225,7 +225,7 @@ def test_model_map_retargets_and_switches_backend(repo: Path) -> None:
     assert (a.backend, a.model) == ("vertex", "imagen-4.0-generate-001")
     assert (b.backend, b.model) == ("gemini", "gemini-2.5-flash-image")
     assert a.key != b.key
-    assert [w.message for w in before.warnings][0].startswith("imagen-4.0-generate-001 is deprecated")
+    assert next(w.message for w in before.warnings).startswith("imagen-4.0-generate-001 is deprecated")
     assert after.warnings == ()
 
 
@@ -288,7 +288,7 @@ def test_estimates(repo: Path) -> None:
     """
     p = planned(repo, body)
     cached = set(list(p.requests)[:1])
-    jobs, total = estimate(p, cached.__contains__)
+    _jobs, total = estimate(p, cached.__contains__)
     assert (total.variants, total.images, total.requests, total.cached, total.to_send) == (4, 12, 4, 1, 3)
     assert total.cost_usd == pytest.approx(3 * 3 * 0.5)
     assert total.min_seconds == pytest.approx(60 * 3 / 10)
@@ -324,9 +324,11 @@ def test_plan_refuses_over_limits(repo: Path, run_cli) -> None:
 
 def test_explain_ambiguous_and_missing(examples: Path, run_cli) -> None:
     ambiguous = run_cli("explain", "campaigns/summer-launch.toml", "job=hero")
-    assert ambiguous.code == 2 and "matches 11 variants; be more specific" in ambiguous.err
+    assert ambiguous.code == 2
+    assert "matches 11 variants; be more specific" in ambiguous.err
     missing = run_cli("explain", "campaigns/summer-launch.toml", "hero/nope")
-    assert missing.code == 2 and "no variant 'hero/nope'" in missing.err
+    assert missing.code == 2
+    assert "no variant 'hero/nope'" in missing.err
 
 
 def test_render_functions_are_pure(examples: Path) -> None:
