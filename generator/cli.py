@@ -444,6 +444,183 @@ def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, 
     click.echo(render_explain(planned, found[0]))
 
 
+def _store(campaign: Campaign, store_dir: str | None) -> Any:
+    from generator.store import Store, default_store_dir
+
+    return Store(Path(store_dir) if store_dir else default_store_dir(campaign.root))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@plan_selection_options
+@click.option("--force", is_flag=True, help="Make every selected request again, even if the store has it.")
+@click.option(
+    "--max-requests", type=click.IntRange(min=0), help="Send at most N requests; the rest wait for a later run."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="Requests in flight at once [default: [limits].concurrency, else 8; the number of CPUs for preview].",
+)
+@click.option(
+    "--retry-filtered", is_flag=True, help="Send again the requests whose images were filtered or blocked last time."
+)
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    envvar="CAMPAIGN_STORE",
+    help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
+)
+@click.option(
+    "--output",
+    "output_base",
+    type=click.Path(file_okay=False),
+    help="Folder for <campaign-id>/ [default: output/ at the repository root].",
+)
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress still goes to stderr).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def generate(
+    paths: tuple[str, ...],
+    backend: str | None,
+    model_map: tuple[str, ...],
+    only: tuple[str, ...],
+    force: bool,
+    max_requests: int | None,
+    concurrency: int | None,
+    retry_filtered: bool,
+    store_dir: str | None,
+    output_base: str | None,
+    no_report: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Make the images a campaign still lacks, then write the output folder and report.
+
+    Requests already in the content store are not sent again: a rerun of an unchanged
+    campaign sends nothing. Rate limits per model and location are respected; 429s and
+    server errors are retried; Ctrl-C loses only the requests in flight (run again to
+    resume). Writes output/<campaign-id>/: images/, manifest.json, report.html.
+
+    \b
+    Examples:
+      campaign generate campaigns/summer-launch.toml
+      campaign generate campaigns/summer-launch.toml --only 'job=hero' --max-requests 10
+      CAMPAIGN_VERTEX_ENDPOINT=http://127.0.0.1:8765 campaign generate campaigns/x.toml --backend vertex
+
+    Exit code 0 when every selected image exists, 1 when some failed, were filtered,
+    blocked or left for later (the rest is saved), 2 for invalid input or a run refused
+    by [limits].
+    """
+    import os
+
+    from generator.backends import BackendPool
+    from generator.executor import Interrupted, RunOptions
+    from generator.progress import make_progress
+    from generator.run import GenerateOptions
+    from generator.run import generate as run_generate
+    from generator.summary import render_summary, summary_json
+
+    summaries = []
+    complete = True
+    for campaign in load_all(paths):
+        options = plan_options(campaign, backend, model_map, only)
+        backends = BackendPool(campaign, options.endpoint)
+        preview_only = (backend or campaign.defaults.backend or "preview") == "preview"
+        workers = concurrency or campaign.limits.concurrency or (os.cpu_count() or 2 if preview_only else 8)
+        run_options = RunOptions(
+            concurrency=workers, force=force, max_requests=max_requests, retry_filtered=retry_filtered
+        )
+        settings = GenerateOptions(
+            plan=options, run=run_options, output=Path(output_base) if output_base else None, report=not no_report
+        )
+        echo_notices(campaign)
+        try:
+            result = run_generate(
+                campaign, backends, _store(campaign, store_dir), settings, progress=make_progress(quiet=quiet)
+            )
+        except Interrupted as e:
+            click.echo(
+                f"\ninterrupted: {e.result.count('generated')} requests finished and saved; run the same "
+                "command again to resume",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        finally:
+            backends.close()
+        for warning in result.plan.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        complete = complete and result.complete
+        if as_json:
+            summaries.append(summary_json(result))
+        else:
+            click.echo(render_summary(result))
+    if as_json:
+        click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    if not complete:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    envvar="CAMPAIGN_STORE",
+    help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
+)
+@click.option(
+    "--max-age",
+    "max_age_days",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove results older than DAYS (except those the given campaigns use).",
+)
+@click.option(
+    "--max-size",
+    "max_size",
+    metavar="SIZE",
+    help="Remove the oldest results until the store fits in "
+    "SIZE (e.g. 500M, 2G), except those the given campaigns use.",
+)
+def clean(paths: tuple[str, ...], store_dir: str | None, max_age_days: float | None, max_size: str | None) -> None:
+    """Trim the content store by age or size.
+
+    Results used by the campaigns in PATHS are kept. Images nothing refers to are removed.
+    Output folders are pruned by `generate` itself.
+    """
+    from generator.campaign import find_root
+    from generator.store import Store, default_store_dir
+
+    keep: set[str] = set()
+    campaigns = load_all(paths) if paths else []
+    for campaign in campaigns:
+        keep.update(plan(campaign, plan_options(campaign)).requests)
+    if store_dir:
+        root = Path(store_dir)
+    elif campaigns:
+        root = default_store_dir(campaigns[0].root)
+    else:
+        root = default_store_dir(find_root(Path.cwd() / "x"))
+    removed, freed = Store(root).trim(max_age_days=max_age_days, max_bytes=_parse_size(max_size), keep=frozenset(keep))
+    click.echo(f"{root}: removed {removed:,} results and {freed / 1e6:,.1f} MB of images")
+
+
+def _parse_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    units = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+    raw = text.strip().lower().rstrip("b")
+    try:
+        if raw and raw[-1] in units:
+            return int(float(raw[:-1]) * units[raw[-1]])
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"--max-size {text!r}: expected a size such as 500M or 2G") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `campaign` command: map errors to exit codes."""
     try:

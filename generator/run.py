@@ -1,0 +1,158 @@
+"""`campaign generate` as a library function: plan -> execute -> manifest and outputs -> report.
+
+Kept apart from the CLI so that tests, benchmarks and other programs can run a campaign with their own store,
+clock and backends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from generator.backends.base import Backend
+from generator.campaign import Campaign
+from generator.errors import PlanError
+from generator.executor import Interrupted, Progress, RunOptions, RunResult, execute
+from generator.models import lookup
+from generator.outputs import build_manifest, load_manifest, locked, output_dir, write_outputs
+from generator.planner import Plan, PlanOptions, Request, estimate, plan, rpm_of
+from generator.planview import limit_problems
+from generator.ratelimit import Clock, Limiter, SystemClock
+from generator.store import Store
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+    output: Path | None = None  # the folder holding <campaign-id>/ (default: output/ at the repository root)
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    campaign: Campaign
+    plan: Plan
+    run: RunResult
+    manifest: Mapping[str, Any]
+    folder: Path
+    report: Path | None
+
+    @property
+    def complete(self) -> bool:
+        """Every selected image was produced (generated now or before)."""
+        selected = {v.id for v in self.plan.variants if v.selected}
+        return all(
+            image["status"] in ("generated", "cached")
+            for v in self.manifest["variants"]
+            if v["id"] in selected
+            for image in v["images"]
+        )
+
+
+def locations_for(campaign: Campaign) -> Callable[[Request], Sequence[str]]:
+    """Where each request may go: its job's location, else [backend].locations, GOOGLE_CLOUD_LOCATION, or the
+    model's default. Each location has its own quota."""
+    configured = list(campaign.backend.locations)
+    env = os.environ.get("GOOGLE_CLOUD_LOCATION")
+
+    def pick(request: Request) -> Sequence[str]:
+        if request.backend == "preview":
+            return ("default",)
+        if request.location:
+            return (request.location,)
+        if configured:
+            return configured
+        if env:
+            return (env,)
+        spec = lookup(request.model)
+        return (spec.default_location if spec else "us-central1",)
+
+    return pick
+
+
+def generate(
+    campaign: Campaign,
+    backend_for: Callable[[str], Backend],
+    store: Store,
+    options: GenerateOptions | None = None,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
+) -> GenerateResult:
+    """Generate what the campaign (or the selection in ``options.plan.only``) still lacks.
+
+    Raises:
+        PlanError: the campaign cannot be planned, or the run would exceed its [limits].
+        Interrupted: Ctrl-C; the manifest and outputs were still written for what finished.
+    """
+    options = options or GenerateOptions()
+    clock = clock or SystemClock()
+    full = plan(campaign, replace(options.plan, only=()))
+    selected = plan(campaign, options.plan) if options.plan.only else full
+    _check_limits(selected, store, options.run)
+    limiter = Limiter(lambda model: rpm_of(selected, model), clock)
+    folder = output_dir(campaign.root, campaign.id, options.output)
+    with locked(folder):
+        try:
+            result = execute(
+                selected, backend_for, store, limiter, clock, options.run, progress, locations_for(campaign)
+            )
+        except Interrupted as e:
+            _finish(campaign, full, e.result, store, folder, options, selected)
+            raise
+        return _finish(campaign, full, result, store, folder, options, selected)
+
+
+def _check_limits(selected: Plan, store: Store, run: RunOptions) -> None:
+    _, total = estimate(selected, store.has)
+    if run.force:
+        _, total = estimate(selected, lambda key: False)
+    if run.max_requests is not None and total.to_send > run.max_requests:
+        share = run.max_requests / total.to_send
+        total = replace(total, to_send=run.max_requests, cost_usd=total.cost_usd * share)
+    problems = limit_problems(selected, total)
+    if problems:
+        raise PlanError("refused before sending anything: " + "\n".join(problems))
+
+
+def _finish(
+    campaign: Campaign,
+    full: Plan,
+    result: RunResult,
+    store: Store,
+    folder: Path,
+    options: GenerateOptions,
+    selected: Plan,
+) -> GenerateResult:
+    records = {key: store.get(key) for key in full.requests}
+    previous = load_manifest(folder)
+    run_info: dict[str, Any] = {
+        "started": result.started,
+        "finished": result.finished,
+        "seconds": round(result.seconds, 2),
+        "backend": full.backend,
+        "requests_sent": result.sent,
+        "throttled": result.throttled,
+        "cost_usd": round(result.cost_usd, 4),
+        "stopped": result.stopped,
+        "only": [s.text for s in options.plan.only],
+        "failures": {k: o.reason for k, o in result.outcomes.items() if o.reason and o.status == "failed"},
+    }
+    made_now = {k: o.status for k, o in result.outcomes.items() if o.status != "cached"}
+    manifest = build_manifest(full, records, made_now, previous, run_info)
+    write_outputs(folder, manifest, store, previous)
+    report = None
+    if options.report:
+        report = _write_report(folder, manifest)
+    return GenerateResult(campaign, selected, result, manifest, folder, report)
+
+
+def _write_report(folder: Path, manifest: Mapping[str, Any]) -> Path | None:
+    try:
+        from generator.report import write_report
+    except ImportError:  # the contact sheet arrives with the report issue
+        return None
+    return write_report(folder, manifest)

@@ -1,0 +1,73 @@
+"""The rate limiter never exceeds its budget and uses nearly all of it (injected clock, no sleeps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from generator.ratelimit import Bucket, FakeClock, Limiter
+
+
+def starts(clock: FakeClock, bucket: Bucket, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        clock.sleep(bucket.reserve())
+        out.append(clock.now())
+    return out
+
+
+def max_in_window(times: list[float], window: float = 60.0) -> int:
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+@pytest.mark.parametrize("rpm", [1, 20, 50, 100, 600])
+def test_never_exceeds_the_quota_in_any_minute(rpm: int) -> None:
+    clock = FakeClock()
+    times = starts(clock, Bucket(rpm, clock), rpm * 5)
+    assert max_in_window(times) <= rpm
+    # ...and uses at least 95% of it.
+    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert achieved >= 0.95 * rpm
+
+
+def test_throttle_pauses_for_retry_after_and_slows_down() -> None:
+    clock = FakeClock()
+    bucket = Bucket(60, clock)
+    starts(clock, bucket, 3)
+    before = bucket.interval
+    pause = bucket.throttle(retry_after=7)
+    assert pause == 7
+    assert bucket.reserve() == pytest.approx(7, abs=0.1)
+    assert bucket.interval == pytest.approx(before / 0.8)
+
+
+def test_recovers_after_successes() -> None:
+    clock = FakeClock()
+    bucket = Bucket(100, clock)
+    bucket.throttle(None)
+    bucket.throttle(None)
+    assert bucket.rate == pytest.approx(64)
+    for _ in range(10):
+        bucket.succeeded()
+    assert bucket.rate == 100
+
+
+def test_rate_never_drops_below_a_tenth() -> None:
+    bucket = Bucket(100, FakeClock())
+    for _ in range(50):
+        bucket.throttle(0)
+    assert bucket.rate == pytest.approx(10)
+
+
+def test_limiter_spreads_over_locations() -> None:
+    clock = FakeClock()
+    limiter = Limiter(lambda model: 60, clock)
+    used = [limiter.acquire("m", ["us-central1", "europe-west4"]) for _ in range(120)]
+    assert used.count("us-central1") == used.count("europe-west4") == 60
+    assert clock.now() == pytest.approx(59 * 60 / 60 * 1.02, rel=0.02)
+    # Separate models have separate buckets.
+    assert limiter.bucket("other", "us-central1").reserve() == 0
