@@ -12,6 +12,7 @@ No network, no clock, no randomness, no environment: the same campaign and optio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -303,7 +304,7 @@ class _Draft:
     images: int
     prompt: str | None
     origin: str
-    base: str  # canonical JSON of the request without sample_count and part
+    base: tuple[Any, ...]  # what identifies its requests, but for sample_count and part (see pack)
     group: tuple[Any, ...]  # what a request of this variant is made of
     source: tuple[str, int] | None = None
     selected: bool = True
@@ -349,9 +350,10 @@ class _Planner:
         }
         self.drafts_by_job: dict[str, list[_Draft]] = {}
         self.requests: dict[str, Request] = {}
-        self.parts: dict[str, list[str]] = {}  # base -> request keys of its parts
-        self.need: dict[str, int] = {}  # base -> images needed
-        self.base_info: dict[str, tuple[Any, ...]] = {}
+        self.parts: dict[tuple[Any, ...], list[str]] = {}  # base -> request keys of its parts
+        self.need: dict[tuple[Any, ...], int] = {}  # base -> images needed
+        self.base_info: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.canon = _Canon()
         self.variant_images: dict[str, tuple[tuple[str, int], ...]] = {}
         self.needed: set[str] = set()  # variants not selected but whose images selected variants need
 
@@ -478,43 +480,33 @@ class _Planner:
         for d in drafts:
             self.need[d.base] = max(self.need.get(d.base, 0), d.images)
             self.base_info.setdefault(d.base, d.group)
+        all_images: dict[tuple[Any, ...], tuple[tuple[str, int], ...]] = {}
         for d in drafts:
-            keys = self.parts.get(d.base)
-            if keys is None:
-                keys = self.make_requests(d.base, d.job.id)
-                self.parts[d.base] = keys
-            images: list[tuple[str, int]] = []
-            for key in keys:
-                req = self.requests[key]
-                images.extend((key, i) for i in range(req.sample_count))
-            self.variant_images[d.id] = tuple(images[: d.images])
+            images = all_images.get(d.base)
+            if images is None:
+                keys = self.parts.get(d.base)
+                if keys is None:
+                    keys = self.parts[d.base] = self.make_requests(d.base, d.job.id)
+                images = all_images[d.base] = tuple(
+                    (key, i) for key in keys for i in range(self.requests[key].sample_count)
+                )
+            self.variant_images[d.id] = images if len(images) == d.images else images[: d.images]
 
-    def make_requests(self, base: str, job: str) -> list[str]:
+    def make_requests(self, base: tuple[Any, ...], job: str) -> list[str]:
         backend, key_backend, spec, op, prompt, params, inputs, location = self.base_info[base]
+        params_json, inputs_json = base[4], base[5]
         need = self.need[base]
         per = spec.max_images_per_request
         counts = [per] * (need // per) + ([need % per] if need % per else [])
+        seed = params.get("seed")
         keys = []
         for part, n in enumerate(counts):
-            p = dict(params)
-            p["sample_count"] = n
-            if part and p.get("seed") is not None:
-                # Same seed and prompt would repeat the first images: each further part gets the next seed.
-                p["seed"] = (p["seed"] + part) % _UINT32
-            material = {
-                "v": KEY_SCHEMA,
-                "backend": key_backend,
-                "model": spec.id,
-                "operation": op,
-                "prompt": prompt,
-                "params": p,
-                "inputs": [i.material() for i in inputs],
-                "part": part,
-            }
-            key = hashlib.sha256(_canonical(material).encode()).hexdigest()[:32]
-            self.requests[key] = Request(
-                key, backend, spec.id, op, prompt, MappingProxyType(p), inputs, part, location, job
-            )
+            # Same seed and prompt would repeat the first images: each further part gets the next seed.
+            part_seed = (seed + part) % _UINT32 if part and seed is not None else seed
+            part_params, part_json = self.canon.part_params(params_json, params, n, part_seed)
+            material = key_material(key_backend, spec.id, op, prompt, part_json, inputs_json, part)
+            key = hashlib.sha256(material.encode()).hexdigest()[:32]
+            self.requests[key] = Request(key, backend, spec.id, op, prompt, part_params, inputs, part, location, job)
             keys.append(key)
         return keys
 
@@ -588,6 +580,25 @@ class _Planner:
 
 
 @dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a variant's requests are made of, except the prompt (see _VariantBuilder.build)."""
+
+    errors: tuple[tuple[Any, str], ...]
+    backend: str = ""
+    key_backend: str = ""
+    spec: ModelSpec | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    params_json: str = ""
+    inputs: tuple[Input, ...] = ()
+    inputs_json: str = ""
+    images: int = 0
+    location: str | None = None
+
+
+_SETTING_SET = frozenset(schema.SETTING_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
 class _Located:
     """A problem location already resolved to (file, line, key)."""
 
@@ -638,7 +649,7 @@ class _VariantBuilder:
             self.referenced = tuple(sorted(meta.find_undeclared_variables(ast)))
         self.prompt_cache: dict[tuple[Any, ...], str] = {}
         self.warned: set[tuple[str, str]] = set()
-        self.group_cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.shapes: dict[tuple[Any, ...], _Shape] = {}
 
     def build(
         self,
@@ -665,54 +676,49 @@ class _VariantBuilder:
             axes.append((name, value_key(value)))
             axis_vars[name] = value
         vid = _variant_id(job.id, product_id, scene_id, axes)
-        matrix_path = (*job.origin.path, "matrix")
-        settings = dict(self.base)
-        for name, value in values.items():
-            if name in schema.SETTING_NAMES:
-                settings[name] = (
-                    value["id"] if isinstance(value, AxisVar) else value,
-                    (*matrix_path, name),
-                    True,
+        prompt_errors: list[tuple[Any, str]] = []
+        prompt = self.render_prompt(
+            product_id, scene_id, axis_vars, values, vid, lambda t, m: prompt_errors.append((t, m)), upstream
+        )
+        # Everything but the prompt depends only on the product, the setting axes and the source image: planned
+        # once per distinct combination of those (tens of shapes for 100,000 variants).
+        shape_key = (
+            product_id,
+            tuple((k, value_key(v)) for k, v in values.items() if k in _SETTING_SET),
+            None if upstream is None else (upstream[0].id, upstream[1]),
+        )
+        shape = self.shapes.get(shape_key)
+        if shape is None:
+            shape = self.shape(values, product_id, upstream)
+            if upstream is None:
+                self.shapes[shape_key] = shape
+        errors = prompt_errors + list(shape.errors)
+        if shape.spec is not None and prompt is not None and shape.spec.max_prompt_tokens:
+            limit = shape.spec.max_prompt_tokens
+            # Each counted token is at least one character: only prompts longer than the limit need counting.
+            if len(prompt) > limit and _token_floor(prompt) > limit:
+                errors.append(
+                    (
+                        self.template_path(),
+                        f"the prompt has at least {_token_floor(prompt)} tokens; {shape.spec.id} accepts {limit}",
+                    )
                 )
-        product = self.c.products.get(product_id) if product_id else None
-        ok = True
-
-        def fail(target: Any, message: str) -> None:
-            nonlocal ok
-            ok = False
-            located = target.where if isinstance(target, _Located) else self.where(target)
-            self.p.errors.add(located, message, vid)
-
-        prompt = self.render_prompt(product_id, scene_id, axis_vars, values, vid, fail, upstream)
-        resolved = self.resolve_model(settings, fail)
-        if resolved is None:
+        if errors:
+            for target, message in errors:
+                located = target.where if isinstance(target, _Located) else self.where(target)
+                self.p.errors.add(located, message, vid)
             return []
-        backend, spec, _model_path = resolved
-        params = self.request_params(settings, spec, product, fail)
-        inputs = self.inputs(product, params, spec, fail, upstream)
-        if prompt is not None and spec.max_prompt_tokens and _token_floor(prompt) > spec.max_prompt_tokens:
-            fail(
-                self.template_path(),
-                f"the prompt has at least {_token_floor(prompt)} tokens; {spec.id} accepts {spec.max_prompt_tokens}",
-            )
-        if not ok:
-            return []
-        images = int(settings["images"][0])
-        location = settings.get("location", (None,))[0]
-        key_backend = BACKEND_KEY_IDS[backend]
-        if backend in _REAL and self.p.o.endpoint:
-            key_backend += "@" + self.p.o.endpoint
-        group = (backend, key_backend, spec, self.op, prompt, params, tuple(inputs), location)
-        base = _canonical(
-            [
-                key_backend,
-                spec.id,
-                self.op,
-                prompt,
-                params,
-                [i.material() for i in inputs],
-                location,
-            ]
+        assert shape.spec is not None
+        base = (shape.key_backend, shape.spec.id, self.op, prompt, shape.params_json, shape.inputs_json, shape.location)
+        group = (
+            shape.backend,
+            shape.key_backend,
+            shape.spec,
+            self.op,
+            prompt,
+            shape.params,
+            shape.inputs,
+            shape.location,
         )
         return [
             _Draft(
@@ -721,7 +727,7 @@ class _VariantBuilder:
                 product=product_id,
                 scene=scene_id,
                 axes=tuple(axes),
-                images=images,
+                images=shape.images,
                 prompt=prompt,
                 origin=origin,
                 base=base,
@@ -729,6 +735,42 @@ class _VariantBuilder:
                 source=(upstream[0].id, upstream[1]) if upstream else None,
             )
         ]
+
+    def shape(self, values: Mapping[str, Any], product_id: str | None, upstream: tuple[_Draft, int] | None) -> _Shape:
+        """Settings, model, parameters and inputs of a variant, with their problems."""
+        matrix_path = (*self.job.origin.path, "matrix")
+        settings = dict(self.base)
+        for name, value in values.items():
+            if name in _SETTING_SET:
+                settings[name] = (value["id"] if isinstance(value, AxisVar) else value, (*matrix_path, name), True)
+        product = self.c.products.get(product_id) if product_id else None
+        errors: list[tuple[Any, str]] = []
+
+        def fail(target: Any, message: str) -> None:
+            errors.append((target, message))
+
+        resolved = self.resolve_model(settings, fail)
+        if resolved is None:
+            return _Shape(errors=tuple(errors))
+        backend, spec, _model_path = resolved
+        params = self.request_params(settings, spec, product, fail)
+        inputs = tuple(self.inputs(product, params, spec, fail, upstream))
+        key_backend = BACKEND_KEY_IDS[backend]
+        if backend in _REAL and self.p.o.endpoint:
+            key_backend += "@" + self.p.o.endpoint
+        canon = self.p.canon
+        return _Shape(
+            errors=tuple(errors),
+            backend=backend,
+            key_backend=key_backend,
+            spec=spec,
+            params=params,
+            params_json=canon.params(params),
+            inputs=inputs,
+            inputs_json=canon.inputs(inputs),
+            images=int(settings["images"][0]),
+            location=settings.get("location", (None,))[0],
+        )
 
     # -- pieces -----------------------------------------------------------------------------------------------
 
@@ -1086,50 +1128,70 @@ def estimate(
 ) -> tuple[dict[str, Estimate], Estimate]:
     """Estimates per job and in total. ``cached(key)`` says whether the store already holds a request's images.
 
-    The duration is a lower bound: requests to send divided by each model's requests-per-minute quota (models
-    have separate quotas and run side by side; each location adds its own quota).
+    A request shared by several jobs counts in the first. The duration is a lower bound: requests to send divided
+    by each model's requests-per-minute quota (models have separate quotas and run side by side; each location
+    adds its own quota).
     """
+    jobs = plan.jobs()
+    variants: dict[str, int] = dict.fromkeys(jobs, 0)
+    images: dict[str, int] = dict.fromkeys(jobs, 0)
     first_job: dict[str, str] = {}
-    for v in plan.selected:
+    for v in plan.variants:
+        if not v.selected:
+            continue
+        variants[v.job] += 1
+        images[v.job] += len(v.images)
         for key, _ in v.images:
-            first_job.setdefault(key, v.job)
-    per_job: dict[str, Estimate] = {}
-    all_keys = [k for k in plan.requests if k in first_job]
+            if key not in first_job:
+                first_job[key] = v.job
+    prices = {m: price_of(plan, m) for m in {r.model for r in plan.requests.values()}}
+    acc = {job: _Acc() for job in jobs}
+    total = _Acc()
+    for key, job in first_job.items():
+        r = plan.requests[key]
+        for a in (acc[job], total):
+            a.add(r, cached(key), prices[r.model])
+    per_job = {job: acc[job].estimate(plan, variants[job], images[job], locations) for job in jobs}
+    return per_job, total.estimate(plan, sum(variants.values()), sum(images.values()), locations)
 
-    def build(variants: Sequence[Variant], keys: Sequence[str]) -> Estimate:
-        is_cached = {k: cached(k) for k in keys}
-        to_send = [k for k in keys if not is_cached[k]]
-        cost = real = 0.0
-        by_model: dict[str, int] = defaultdict(int)
-        for k in to_send:
-            r = plan.requests[k]
-            price = price_of(plan, r.model) * r.sample_count
-            real += price
-            if r.backend in _REAL:
-                cost += price
-                by_model[r.model] += 1
-        seconds = max(
-            (60.0 * n / (rpm_of(plan, m) * max(1, locations)) for m, n in by_model.items()),
-            default=0.0,
-        )
+
+class _Acc:
+    """Running totals for one estimate."""
+
+    def __init__(self) -> None:
+        self.requests = self.cached = self.to_send = self.images_to_make = 0
+        self.cost = self.real = 0.0
+        self.by_model: dict[str, int] = defaultdict(int)
+        self.models: set[str] = set()
+
+    def add(self, r: Request, is_cached: bool, price: float) -> None:
+        self.requests += 1
+        self.models.add(r.model)
+        if is_cached:
+            self.cached += 1
+            return
+        self.to_send += 1
+        n = r.params["sample_count"]
+        self.images_to_make += n
+        self.real += price * n
+        if r.backend in _REAL:
+            self.cost += price * n
+            self.by_model[r.model] += 1
+
+    def estimate(self, plan: Plan, variants: int, images: int, locations: int) -> Estimate:
+        seconds = max((60.0 * n / (rpm_of(plan, m) * max(1, locations)) for m, n in self.by_model.items()), default=0.0)
         return Estimate(
-            variants=len(variants),
-            images=sum(len(v.images) for v in variants),
-            requests=len(keys),
-            cached=len(keys) - len(to_send),
-            to_send=len(to_send),
-            images_to_make=sum(plan.requests[k].sample_count for k in to_send),
-            cost_usd=cost,
-            real_cost_usd=real,
+            variants=variants,
+            images=images,
+            requests=self.requests,
+            cached=self.cached,
+            to_send=self.to_send,
+            images_to_make=self.images_to_make,
+            cost_usd=self.cost,
+            real_cost_usd=self.real,
             min_seconds=seconds,
-            models=tuple(sorted({plan.requests[k].model for k in keys})),
+            models=tuple(sorted(self.models)),
         )
-
-    for job in plan.jobs():
-        variants = [v for v in plan.selected if v.job == job]
-        keys = [k for k in all_keys if first_job[k] == job]
-        per_job[job] = build(variants, keys)
-    return per_job, build(list(plan.selected), all_keys)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1145,6 +1207,65 @@ def _registry_items() -> Iterable[tuple[str, ModelSpec]]:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def key_material(
+    key_backend: str, model: str, operation: str, prompt: str | None, params_json: str, inputs_json: str, part: int
+) -> str:
+    """The canonical JSON a request key hashes: exactly ``_canonical`` of the material dict, assembled from
+    pre-serialised parts because 100,000 variants make 200,000 keys (tests check the two agree)."""
+    return (
+        f'{{"backend":{_str_json(key_backend)},"inputs":{inputs_json},"model":{_str_json(model)},'
+        f'"operation":{_str_json(operation)},"params":{params_json},"part":{part},'
+        f'"prompt":{"null" if prompt is None else _str_json(prompt)},"v":{KEY_SCHEMA}}}'
+    )
+
+
+_str_json = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+class _Canon:
+    """Canonical JSON of parameter sets and input lists, computed once per distinct value."""
+
+    def __init__(self) -> None:
+        self.params_cache: dict[Any, str] = {}
+        self.part_cache: dict[tuple[str, int, int | None], tuple[Mapping[str, Any], str]] = {}
+        self.inputs_cache: dict[tuple[Any, ...], str] = {}
+
+    def params(self, params: Mapping[str, Any]) -> str:
+        frozen = tuple(
+            (k, v.__class__, v) if v.__class__ in _SCALARS else (k, list, _canonical(v))
+            for k, v in sorted(params.items())
+        )
+        text = self.params_cache.get(frozen)
+        if text is None:
+            text = self.params_cache[frozen] = _canonical(dict(params))
+        return text
+
+    def part_params(
+        self, params_json: str, params: Mapping[str, Any], count: int, seed: int | None
+    ) -> tuple[Mapping[str, Any], str]:
+        """The params of one part of a request (its sample count and seed set), shared by every request that has
+        the same, and their JSON."""
+        cache_key = (params_json, count, seed)
+        found = self.part_cache.get(cache_key)
+        if found is None:
+            p = dict(params)
+            p["sample_count"] = count
+            if seed is not None:
+                p["seed"] = seed
+            found = self.part_cache[cache_key] = (MappingProxyType(p), _canonical(p))
+        return found
+
+    def inputs(self, inputs: Sequence[Input]) -> str:
+        frozen = tuple((i.role, i.digest, i.reference) for i in inputs)
+        text = self.inputs_cache.get(frozen)
+        if text is None:
+            text = self.inputs_cache[frozen] = _canonical([list(m) for m in frozen])
+        return text
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _json_default(value: Any) -> Any:
@@ -1172,7 +1293,7 @@ def _cache_part(name: str, value: Any) -> Any:
     if name in ("product", "scene"):
         return value["id"]
     if isinstance(value, AxisVar):
-        return (value_key(value), _canonical(dict(value)))
+        return value  # hashable by id, equal by content
     if isinstance(value, dict):
         return _canonical(value)
     return value
@@ -1196,6 +1317,7 @@ def _variant_id(job: str, product: str | None, scene: str | None, axes: Sequence
 _SLUG_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def _slug_part(value: str) -> str:
     text = value.lower().replace(":", "x")
     text = _SLUG_CHARS.sub("-", text).strip("-.")

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from generator.campaign import load_campaign
 from generator.errors import PlanError, UsageError
-from generator.planner import PlanOptions, estimate, plan
+from generator.planner import KEY_SCHEMA, PlanOptions, estimate, plan
 from generator.planview import plan_json, render_explain, render_plan_text
 from tests.builders import planned, write_campaign
 
@@ -340,3 +342,34 @@ def test_render_functions_are_pure(examples: Path) -> None:
 
 def test_plan_options_default() -> None:
     assert PlanOptions().only == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prompt=st.one_of(st.none(), st.text()),
+    params=st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(
+            st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(), st.lists(st.integers(), max_size=3)
+        ),
+    ),
+    part=st.integers(0, 5),
+    backend=st.text(min_size=1, max_size=30),
+)
+def test_fast_key_material_is_the_canonical_json(prompt, params, part, backend) -> None:
+    from generator.planner import _canonical, key_material
+
+    inputs = [["product", "sha256:ab", None], ["style", "sha256:cd", 2]]
+    expected = _canonical(
+        {
+            "v": KEY_SCHEMA,
+            "backend": backend,
+            "model": "m",
+            "operation": "generate",
+            "prompt": prompt,
+            "params": params,
+            "inputs": inputs,
+            "part": part,
+        }
+    )
+    assert key_material(backend, "m", "generate", prompt, _canonical(params), _canonical(inputs), part) == expected
