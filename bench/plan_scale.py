@@ -93,7 +93,6 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    del shutil
 
 
 if __name__ == "__main__":
