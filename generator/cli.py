@@ -366,6 +366,20 @@ def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema campaign-plan/1).")
 @click.option("--full", is_flag=True, help="With --json: include every variant and request.")
 @click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Compare with the campaign's lockfile: + new, ~ changed (and why), - removed variants.",
+)
+@click.option(
+    "--against",
+    metavar="REF",
+    help="With --diff: compare with the lockfile committed at git REF (e.g. origin/main) instead of the one on disk.",
+)
+@click.option(
+    "--markdown", is_flag=True, help="With --diff: print Markdown for a pull-request comment or $GITHUB_STEP_SUMMARY."
+)
+@click.option(
     "--store",
     "store_dir",
     type=click.Path(file_okay=False),
@@ -380,6 +394,9 @@ def plan_command(
     only: tuple[str, ...],
     as_json: bool,
     full: bool,
+    show_diff: bool,
+    against: str | None,
+    markdown: bool,
     store_dir: str | None,
 ) -> None:
     """Show what a run would send, what is cached, what it costs and how long it takes.
@@ -393,24 +410,82 @@ def plan_command(
       campaign plan campaigns/ --only 'job=hero,scene=beach|studio'
       campaign plan campaigns/summer-launch.toml --json | jq .totals
       campaign plan campaigns/summer-launch.toml --model-map imagen-4.0-fast-generate-001=gemini-2.5-flash-image
+      campaign plan campaigns/ --diff --against origin/main --markdown >> "$GITHUB_STEP_SUMMARY"
     """
     from generator.planview import limit_problems, plan_json, render_plan_text
 
+    if (against or markdown) and not show_diff:
+        show_diff = True
     documents = []
     over = False
     for campaign in load_all(paths):
         planned = plan(campaign, plan_options(campaign, backend, model_map, only))
         jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
         over = over or bool(limit_problems(planned, total))
-        if as_json:
+        if show_diff:
+            documents.append(_show_diff(planned, total, against, as_json, markdown))
+        elif as_json:
             documents.append(plan_json(planned, jobs, total, full=full))
         else:
             echo_notices(campaign)
             click.echo(render_plan_text(planned, jobs, total))
-    if as_json:
+    documents = [d for d in documents if d is not None]
+    if as_json and documents:
         click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False))
     if over:
         sys.exit(EXIT_INVALID)
+
+
+def _show_diff(planned: Plan, total: Any, against: str | None, as_json: bool, markdown: bool) -> Any:
+    from generator.lockfile import diff, lockfile_path, read_lockfile, read_lockfile_at
+    from generator.planview import diff_json, render_diff_markdown, render_diff_text
+
+    path = lockfile_path(planned.campaign.file)
+    lock = read_lockfile_at(path, against) if against else read_lockfile(path)
+    d = diff(planned, lock)
+    if as_json:
+        return diff_json(planned, d, total)
+    click.echo(render_diff_markdown(planned, d, total) if markdown else render_diff_text(planned, d, total))
+    return None
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--against", metavar="REF", help="Check the lockfile committed at git REF instead of the one on disk.")
+def check(paths: tuple[str, ...], against: str | None) -> None:
+    """Fail (exit 1) when a campaign's lockfile is missing or stale.
+
+    Stale: the campaign changed since `campaign generate` last wrote its lockfile, or the
+    lockfile records images that failed or are still pending. Cheap (no network, no
+    images made): suitable for pre-commit hooks and required CI checks. Prints the diff.
+    """
+    from generator.lockfile import diff, lockfile_path, read_lockfile, read_lockfile_at
+    from generator.planview import render_diff_text
+
+    stale = False
+    for campaign in load_all(paths):
+        planned = plan(campaign, plan_options(campaign))
+        path = lockfile_path(campaign.file)
+        lock = read_lockfile_at(path, against) if against else read_lockfile(path)
+        d = diff(planned, lock)
+        _, total = estimate(planned)
+        if lock is None:
+            stale = True
+            click.echo(
+                f"{campaign.display}: no lockfile ({path.name}); run `campaign generate {campaign.display}` "
+                "and commit the lockfile it writes"
+            )
+        elif d.stale:
+            stale = True
+            click.echo(
+                f"{campaign.display}: the lockfile is stale; run `campaign generate {campaign.display}` and "
+                "commit the result"
+            )
+            click.echo(render_diff_text(planned, d, total))
+        else:
+            click.echo(f"{campaign.display}: lockfile up to date ({d.unchanged:,} variants)")
+    if stale:
+        sys.exit(1)
 
 
 def _location_count(campaign: Campaign) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from generator.errors import Problem
+from generator.lockfile import Diff
 from generator.planner import KEY_SCHEMA, Estimate, Plan, Variant
 
 #: Version of the `campaign plan --json` document. Additions keep it; renames or removals bump it.
@@ -211,3 +212,87 @@ def render_explain(plan: Plan, variant: Variant) -> str:
         if shared:
             lines.append(f"shared with: {', '.join(shared[:5])}{' …' if len(shared) > 5 else ''}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Diffs against the lockfile
+# --------------------------------------------------------------------------------------------------------------
+
+_WORDS = {"+": "new", "~": "changed", "-": "removed"}
+
+
+def diff_summary(d: Diff, total: Estimate) -> str:
+    return (
+        f"{d.count('+')} to add, {d.count('~')} to change, {d.count('-')} to remove, {d.unchanged} unchanged; "
+        f"{total.to_send:,} requests to send, {format_usd(total.cost_usd)}"
+    )
+
+
+def render_diff_text(plan: Plan, d: Diff, total: Estimate, limit: int = 200) -> str:
+    """A terraform-plan-like diff: one line per variant, reasons, and the prompt or parameters that moved."""
+    c = plan.campaign
+    against = d.source or "no lockfile (every variant is new)"
+    lines = [f"{c.id} ({c.display}) against {against}", ""]
+    for change in d.changes[:limit]:
+        reason = ", ".join(change.reasons)
+        lines.append(f"  {change.kind} {change.variant}  ({reason})")
+        lines.extend(f"      {detail}" for detail in change.details)
+    if len(d.changes) > limit:
+        lines.append(f"  … and {len(d.changes) - limit} more (use --json for all)")
+    for vid in d.incomplete[:limit]:
+        lines.append(f"  ! {vid}  (images missing in the lockfile: failed or pending)")
+    if not d.changes and not d.incomplete:
+        lines.append("  no changes: the lockfile matches the campaign")
+    lines += ["", f"Plan: {diff_summary(d, total)}."]
+    return "\n".join(lines) + "\n"
+
+
+def render_diff_markdown(plan: Plan, d: Diff, total: Estimate, limit: int = 100) -> str:
+    """The diff for a pull-request comment or $GITHUB_STEP_SUMMARY."""
+    c = plan.campaign
+    lines = [f"### `{c.id}`: {diff_summary(d, total)}", ""]
+    if d.changes:
+        lines += ["| | variant | why |", "|---|---|---|"]
+        for change in d.changes[:limit]:
+            why = "; ".join(change.reasons)
+            lines.append(f"| `{change.kind}` | `{_md(change.variant)}` | {_md(why)} |")
+        if len(d.changes) > limit:
+            lines.append(f"| | … and {len(d.changes) - limit} more | |")
+        prompts = [ch for ch in d.changes if "prompt" in ch.reasons][:10]
+        if prompts:
+            lines += ["", "<details><summary>Prompt changes</summary>", "", "```diff"]
+            for ch in prompts:
+                lines.append(f"# {ch.variant}")
+                lines.extend(detail for detail in ch.details if detail.startswith(("- ", "+ ")))
+            lines += ["```", "", "</details>"]
+    else:
+        lines.append("No changes against the lockfile.")
+    return "\n".join(lines) + "\n"
+
+
+def diff_json(plan: Plan, d: Diff, total: Estimate) -> dict[str, Any]:
+    return {
+        "schema": "campaign-diff/1",
+        "campaign": {"id": plan.campaign.id, "file": plan.campaign.display},
+        "against": d.source,
+        "stale": d.stale,
+        "counts": {"new": d.count("+"), "changed": d.count("~"), "removed": d.count("-"), "unchanged": d.unchanged},
+        "to_send": total.to_send,
+        "cost_usd": round(total.cost_usd, 4),
+        "changes": [
+            {
+                "kind": _WORDS[ch.kind],
+                "variant": ch.variant,
+                "job": ch.job,
+                "reasons": list(ch.reasons),
+                "details": list(ch.details),
+                "requests": list(ch.keys),
+            }
+            for ch in d.changes
+        ],
+        "incomplete": list(d.incomplete),
+    }
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")

@@ -30,6 +30,7 @@ class GenerateOptions:
     run: RunOptions = field(default_factory=RunOptions)
     output: Path | None = None  # the folder holding <campaign-id>/ (default: output/ at the repository root)
     report: bool = True
+    lockfile: bool = True  # write campaigns/<name>.lock (off for shards: the merge writes it)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def generate(
     full = plan(campaign, replace(options.plan, only=()))
     selected = plan(campaign, options.plan) if options.plan.only else full
     _check_limits(selected, store, options.run)
+    for name in sorted({r.backend for r in selected.requests.values()}):
+        backend_for(name)  # fail before anything starts: missing credentials, an unreachable setup
     limiter = Limiter(lambda model: rpm_of(selected, model), clock)
     folder = output_dir(campaign.root, campaign.id, options.output)
     with locked(folder):
@@ -144,6 +147,10 @@ def _finish(
     made_now = {k: o.status for k, o in result.outcomes.items() if o.status != "cached"}
     manifest = build_manifest(full, records, made_now, previous, run_info)
     write_outputs(folder, manifest, store, previous)
+    if options.lockfile:
+        from generator.lockfile import write_lockfile
+
+        write_lockfile(full, manifest)
     report = None
     if options.report:
         report = _write_report(folder, manifest)
