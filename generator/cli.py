@@ -436,7 +436,7 @@ def plan_command(
         sys.exit(EXIT_INVALID)
 
 
-def _show_diff(planned: Plan, total: Any, against: str | None, as_json: bool, markdown: bool) -> Any:
+def _show_diff(planned: Any, total: Any, against: str | None, as_json: bool, markdown: bool) -> Any:
     from generator.lockfile import diff, lockfile_path, read_lockfile, read_lockfile_at
     from generator.planview import diff_json, render_diff_markdown, render_diff_text
 

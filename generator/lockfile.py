@@ -221,7 +221,7 @@ def diff(plan: Plan, lock: Lock | None) -> Diff:
             continue
         reasons, details = _why(plan, v, old)
         changes.append(Change("~", v.id, v.job, tuple(reasons), tuple(details), _keys(v)))
-    for vid, old in sorted(lock.variants.items()):
+    for vid in sorted(lock.variants):
         if vid not in current:
             changes.append(Change("-", vid, vid.split("/", 1)[0], ("removed",)))
     return Diff(lock.source, tuple(changes), unchanged, tuple(incomplete))
