@@ -696,6 +696,95 @@ def _parse_size(text: str | None) -> int | None:
         raise UsageError(f"--max-size {text!r}: expected a size such as 500M or 2G") from None
 
 
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. There is no authentication: keep it on loopback.",
+)
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one)."
+)
+@click.option(
+    "--rpm",
+    multiple=True,
+    metavar="MODEL=N",
+    help="Requests per window for MODEL (or * for every model); default: the registry's quota. Repeatable.",
+)
+@click.option(
+    "--window-seconds",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="Length of the quota window; 1 makes a minute's quota last a second.",
+)
+@click.option("--latency", metavar="S|MIN-MAX", help="Seconds before each answer: fixed (0.5) or a range (0.5-2).")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND=RATE",
+    help="Inject a fault into this fraction of requests. Kinds: 500, 503, 503_html, "
+    "429, reset, hang, malformed, empty, filtered, partial, blocked. Repeatable.",
+)
+@click.option(
+    "--block-word",
+    "block_words",
+    multiple=True,
+    metavar="WORD",
+    help="Refuse prompts containing WORD with Vertex's 'prompt could not be submitted' error. Repeatable.",
+)
+@click.option("--seed", type=int, help="Make latency and faults repeatable (per request number).")
+def emulator(
+    host: str,
+    port: int,
+    rpm: tuple[str, ...],
+    window_seconds: float,
+    latency: str | None,
+    faults: tuple[str, ...],
+    block_words: tuple[str, ...],
+    seed: int | None,
+) -> None:
+    """Run a local Vertex AI endpoint speaking the Imagen wire format (CI without credentials).
+
+    It validates requests as Vertex AI does, answers with stand-in images of the right size,
+    enforces requests-per-minute quotas (429 with Retry-After) and injects faults on demand.
+    Change faults at run time with POST /_emulator/config; see what was sent with
+    GET /_emulator/stats; start over with POST /_emulator/reset.
+
+    \b
+    Examples:
+      campaign emulator
+      campaign emulator --port 0 --rpm imagen-4.0-generate-001=5 --window-seconds 1
+      campaign emulator --latency 0.5-2 --fault 503=0.1 --fault reset=0.02 --seed 7
+    """
+    from generator.emulator import ConfigError, Emulator
+    from generator.emulator.config import parse_cli_options
+
+    try:
+        config = parse_cli_options(
+            rpm=rpm, window_seconds=window_seconds, latency=latency, faults=faults, block_words=block_words, seed=seed
+        )
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    try:
+        server = Emulator(host, port, config).bind()
+    except OSError as e:
+        raise CampaignError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    click.echo(
+        f"Vertex AI emulator listening on {server.url}\n"
+        f"Point campaign at it:\n  export {ENDPOINT_ENV}={server.url}\n"
+        f"Stats: {server.url}/_emulator/stats   (Ctrl-C to stop)"
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host} without authentication", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("emulator stopped", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `campaign` command: map errors to exit codes."""
     try:
