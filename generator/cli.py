@@ -553,6 +553,12 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
     type=click.Path(file_okay=False),
     help="Folder for <campaign-id>/ [default: output/ at the repository root].",
 )
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Run only shard I of N (requests split by key; chained jobs stay "
+    "together), e.g. on N CI runners; `campaign report` merges their manifests.",
+)
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress still goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
@@ -567,6 +573,7 @@ def generate(
     retry_filtered: bool,
     store_dir: str | None,
     output_base: str | None,
+    shard: str | None,
     no_report: bool,
     as_json: bool,
     quiet: bool,
@@ -605,7 +612,11 @@ def generate(
         preview_only = (backend or campaign.defaults.backend or "preview") == "preview"
         workers = concurrency or campaign.limits.concurrency or (os.cpu_count() or 2 if preview_only else 8)
         run_options = RunOptions(
-            concurrency=workers, force=force, max_requests=max_requests, retry_filtered=retry_filtered
+            concurrency=workers,
+            force=force,
+            max_requests=max_requests,
+            retry_filtered=retry_filtered,
+            shard=parse_shard(shard) if shard else None,
         )
         settings = GenerateOptions(
             plan=options, run=run_options, output=Path(output_base) if output_base else None, report=not no_report

@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 
 from generator.backends.base import Backend, Outcome, PermanentError, TransientError
 from generator.images import ImageProblem, digest_bytes, load_bytes
-from generator.planner import Plan, Request, price_of
+from generator.planner import Plan, Request, price_of, shard_of
 from generator.postprocess import finish
 from generator.ratelimit import Clock, Limiter
 from generator.store import Record, Store
@@ -50,6 +50,7 @@ class RunOptions:
     quota_patience: float = 300.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    shard: tuple[int, int] | None = None  # (index, count): run only the requests of this shard
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def execute(
     outcomes: dict[str, RequestOutcome] = {}
     to_run: list[Request] = []
     for request in plan.requests.values():
+        if options.shard is not None and shard_of(plan, request.key, options.shard[1]) != options.shard[0]:
+            continue  # another shard's
         record = None if options.force else store.get(request.key)
         if record is not None and (record.status == "generated" or not options.retry_filtered):
             outcomes[request.key] = RequestOutcome(request.key, "cached", record)

@@ -208,7 +208,14 @@ def locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_outputs(folder: Path, manifest: Mapping[str, Any], store: Store, previous: Mapping[str, Any] | None) -> None:
+def write_outputs(
+    folder: Path,
+    manifest: Mapping[str, Any],
+    store: Store,
+    previous: Mapping[str, Any] | None,
+    name: str = "manifest.json",
+    prune: bool = True,
+) -> None:
     """Bring the image tree in line with ``manifest``, then write the manifest (last)."""
     had: dict[str, str] = {}
     for v in (previous or {}).get("variants", []):
@@ -234,8 +241,9 @@ def write_outputs(folder: Path, manifest: Mapping[str, Any], store: Store, previ
             if had.get(file) == image["digest"] and target.is_file():
                 continue
             _copy(store.root / image["store"], target)
-    _prune(folder, wanted)
-    atomic_write(folder / "manifest.json", (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    if prune:
+        _prune(folder, wanted)
+    atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -263,3 +271,72 @@ def _prune(folder: Path, wanted: set[str]) -> None:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+
+
+_PREFERENCE = {"generated": 0, "cached": 0, "failed": 1, "filtered": 2, "blocked": 3, "pending": 4}
+
+
+def merge_shards(folder: Path) -> dict[str, Any] | None:
+    """Merge ``manifest.shard-I-of-N.json`` files (downloaded from N CI runners into one folder) into one manifest:
+    each image taken from the shard that made it. Returns None when there are no shard manifests.
+
+    Raises:
+        StoreError: the shard manifests disagree (different campaigns, counts or variants) or one is missing.
+    """
+    paths = sorted(folder.glob("manifest.shard-*-of-*.json"))
+    if not paths:
+        return None
+    manifests = []
+    for path in paths:
+        try:
+            manifests.append(json.loads(path.read_bytes()))
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{path}: unreadable shard manifest ({e})") from None
+    counts = {m["run"].get("shard", {}).get("count") for m in manifests}
+    ids = {m["campaign"]["id"] for m in manifests}
+    if len(counts) != 1 or len(ids) != 1:
+        raise StoreError(
+            f"{folder}: the shard manifests come from different runs (campaigns {sorted(ids)}, shard "
+            f"counts {sorted(str(c) for c in counts)}); remove the stale ones"
+        )
+    count = counts.pop()
+    have = sorted(m["run"]["shard"]["index"] for m in manifests)
+    if have != list(range(1, count + 1)):
+        raise StoreError(f"{folder}: shards {have} of {count} present; download every shard's output first")
+    base = manifests[0]
+    ids_per = [[v["id"] for v in m["variants"]] for m in manifests]
+    if any(ids != ids_per[0] for ids in ids_per):
+        raise StoreError(f"{folder}: the shards planned different variants (was the campaign changed between them?)")
+    merged = json.loads(json.dumps(base))
+    totals = dict.fromkeys(base["totals"], 0)
+    for i, variant in enumerate(merged["variants"]):
+        for n, image in enumerate(variant["images"]):
+            candidates = [m["variants"][i]["images"][n] for m in manifests]
+            best = min(candidates, key=lambda c: _PREFERENCE.get(c["status"], 9))
+            variant["images"][n] = best
+            totals[best["status"]] = totals.get(best["status"], 0) + 1
+            if "change" in best:
+                totals[best["change"]] += 1
+        totals["variants"] += 1
+        totals["images"] += len(variant["images"])
+    for key, request in merged["requests"].items():
+        statuses = [m["requests"][key]["status"] for m in manifests]
+        request["status"] = min(statuses, key=lambda s: _PREFERENCE.get(s, 9))
+        request["details"] = next(
+            (m["requests"][key]["details"] for m in manifests if m["requests"][key]["details"]), {}
+        )
+    merged["totals"] = totals
+    runs = [m["run"] for m in manifests]
+    merged["run"] = {
+        "started": min(r["started"] for r in runs),
+        "finished": max(r["finished"] for r in runs),
+        "seconds": max(r["seconds"] for r in runs),
+        "backend": base["run"]["backend"],
+        "requests_sent": sum(r["requests_sent"] for r in runs),
+        "throttled": sum(r["throttled"] for r in runs),
+        "cost_usd": round(sum(r["cost_usd"] for r in runs), 4),
+        "stopped": "; ".join(r["stopped"] for r in runs if r.get("stopped")) or None,
+        "only": base["run"].get("only", []),
+        "shards": count,
+    }
+    return merged

@@ -1072,6 +1072,31 @@ class _VariantBuilder:
         return out
 
 
+def shard_of(plan: Plan, key: str, shards: int) -> int:
+    """The shard (0-based) that makes request ``key``: chosen from the key of the first request of its chain, so a
+    chained job's requests run in the same shard as the images they take."""
+    seen = set()
+    while True:
+        request = plan.requests.get(key)
+        upstream = next((i.upstream[0] for i in request.inputs if i.upstream), None) if request else None
+        if upstream is None or upstream in seen:
+            return int(key[:8], 16) % shards
+        seen.add(key)
+        key = upstream
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/5"`` -> ``(1, 5)`` (0-based index, count)."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/4")
+    return i - 1, n
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Estimates
 # --------------------------------------------------------------------------------------------------------------

@@ -44,14 +44,13 @@ class GenerateResult:
 
     @property
     def complete(self) -> bool:
-        """Every selected image was produced (generated now or before)."""
-        selected = {v.id for v in self.plan.variants if v.selected}
-        return all(
-            image["status"] in ("generated", "cached")
-            for v in self.manifest["variants"]
-            if v["id"] in selected
-            for image in v["images"]
-        )
+        """Every image this run was asked for exists (made now or before), none filtered or failed."""
+        for outcome in self.run.outcomes.values():
+            if outcome.status not in ("generated", "cached") or outcome.record is None:
+                return False
+            if len(outcome.record.images) < self.plan.requests[outcome.key].sample_count:
+                return False
+        return True
 
 
 def locations_for(campaign: Campaign) -> Callable[[Request], Sequence[str]]:
@@ -145,16 +144,24 @@ def _finish(
         "failures": {k: o.reason for k, o in result.outcomes.items() if o.reason and o.status == "failed"},
     }
     made_now = {k: o.status for k, o in result.outcomes.items() if o.status != "cached"}
+    shard = options.run.shard
+    if shard is not None:
+        run_info["shard"] = {"index": shard[0] + 1, "count": shard[1]}
     manifest = build_manifest(full, records, made_now, previous, run_info)
-    write_outputs(folder, manifest, store, previous)
-    if options.lockfile:
+    # A shard writes its own manifest and never prunes: other shards' images may share the folder.
+    write_outputs(folder, manifest, store, previous, name=_manifest_name(shard), prune=shard is None)
+    if options.lockfile and shard is None:
         from generator.lockfile import write_lockfile
 
         write_lockfile(full, manifest)
     report = None
-    if options.report:
+    if options.report and shard is None:
         report = _write_report(folder, manifest)
     return GenerateResult(campaign, selected, result, manifest, folder, report)
+
+
+def _manifest_name(shard: tuple[int, int] | None) -> str:
+    return "manifest.json" if shard is None else f"manifest.shard-{shard[0] + 1}-of-{shard[1]}.json"
 
 
 def _write_report(folder: Path, manifest: Mapping[str, Any]) -> Path | None:
