@@ -28,7 +28,7 @@ from generator.errors import (
     Problem,
     UsageError,
 )
-from generator.planner import PlanOptions, estimate, parse_selector, plan
+from generator.planner import PlanOptions, estimate, parse_selector, parse_shard, plan
 
 EXIT_CODES_HELP = """\b
 Exit codes:

@@ -310,7 +310,7 @@ def merge_shards(folder: Path) -> dict[str, Any] | None:
     merged = json.loads(json.dumps(base))
     totals = dict.fromkeys(base["totals"], 0)
     for i, variant in enumerate(merged["variants"]):
-        for n, image in enumerate(variant["images"]):
+        for n in range(len(variant["images"])):
             candidates = [m["variants"][i]["images"][n] for m in manifests]
             best = min(candidates, key=lambda c: _PREFERENCE.get(c["status"], 9))
             variant["images"][n] = best
