@@ -855,8 +855,10 @@ class _VariantBuilder:
         if backend in _REAL:
             wanted = "gemini" if spec.family == "gemini" else "vertex"
             if wanted != backend:
-                if mapped is not None:
-                    backend = wanted  # re-targeted: the model decides which API serves it
+                if mapped is not None or self.p.o.backend in _REAL:
+                    # Re-targeted, or "--backend vertex|gemini" on the command line (meaning: the real services):
+                    # the model decides which API serves it.
+                    backend = wanted
                 else:
                     fail(
                         model_path,

@@ -373,3 +373,30 @@ def test_fast_key_material_is_the_canonical_json(prompt, params, part, backend) 
         }
     )
     assert key_material(backend, "m", "generate", prompt, _canonical(params), _canonical(inputs), part) == expected
+
+
+def test_command_line_backend_serves_each_model_through_its_own_api(repo: Path) -> None:
+    body = """
+    [[jobs]]
+    id = "imagen"
+    operation = "generate"
+    model = "imagen-4.0-generate-001"
+    prompt = "a poster"
+
+    [[jobs]]
+    id = "gemini"
+    operation = "generate"
+    model = "gemini-2.5-flash-image"
+    prompt = "a banner"
+
+    [[jobs]]
+    id = "default"
+    operation = "generate"
+    prompt = "a flyer"
+    """
+    for flag, default_model in (("vertex", "imagen-4.0-generate-001"), ("gemini", "gemini-2.5-flash-image")):
+        p = planned(repo, body, backend=flag)
+        got = {r.job: (r.backend, r.model) for r in p.requests.values()}
+        assert got["imagen"] == ("vertex", "imagen-4.0-generate-001")
+        assert got["gemini"] == ("gemini", "gemini-2.5-flash-image")
+        assert got["default"][1] == default_model
