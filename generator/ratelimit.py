@@ -1,21 +1,23 @@
 """Rate limits: one bucket per (model, location), and the clock they run on.
 
-Vertex AI counts requests per model and location per minute and answers 429 beyond it. Sending at a steady
-``rpm / 60`` per second uses the whole quota without tripping it; bursts only earn 429s. Each bucket therefore
-spaces request starts by ``60 / rpm`` seconds (a 2% margin absorbs network jitter). On a 429 the bucket pauses
-for the server's Retry-After (or a backoff) and slows to 80% of its rate; each success then restores 5% of the
-nominal rate, so a quota lowered on the server side is found and a transient burst is forgotten.
+Vertex AI counts requests per model and location per minute and answers 429 beyond it. Each bucket keeps a
+sliding log of request starts and lets a request start as soon as fewer than ``rpm`` requests started in the
+last minute (stretched by 2% to absorb network jitter): a run uses its whole quota at once, never more in any
+minute, and waits only when the quota is really spent. On a 429 the bucket pauses for the server's Retry-After
+(or a backoff) and lowers its limit to 80%; each success then restores 5% of the nominal limit, so a quota
+lowered on the server side is found and a transient burst is forgotten.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-#: Spacing margin over 60/rpm: requests leave us evenly but reach the server with jitter.
+#: The window is stretched by this much: requests reach the server with jitter.
 MARGIN = 1.02
 SLOWDOWN = 0.8
 RECOVERY = 0.05
@@ -71,45 +73,56 @@ class FakeClock:
 
 
 class Bucket:
-    """Spaces request starts at the current rate; thread-safe."""
+    """A sliding-window log of request starts; thread-safe."""
 
-    def __init__(self, rpm: float, clock: Clock) -> None:
+    def __init__(self, rpm: float, clock: Clock, window: float = 60.0) -> None:
         self.nominal = float(rpm)
-        self.rate = float(rpm)
+        self.limit = float(rpm)
+        self.window = window * MARGIN
         self.clock = clock
-        self.next_free = clock.now()
+        self.starts: deque[float] = deque()
+        self.paused_until = clock.now()
         self.lock = threading.Lock()
         self.throttled = 0  # 429s received
         self.last_success = clock.now()
 
     @property
-    def interval(self) -> float:
-        return 60.0 / self.rate * MARGIN
+    def rate(self) -> float:
+        """The current limit, in requests per minute."""
+        return self.limit
 
     def reserve(self) -> float:
         """Take the next start slot; return how long to wait before using it."""
         with self.lock:
             now = self.clock.now()
-            start = max(now, self.next_free)
-            self.next_free = start + self.interval
+            while self.starts and self.starts[0] <= now - self.window:
+                self.starts.popleft()
+            n = max(1, int(self.limit))
+            start = max(now, self.paused_until, self.starts[-1] if self.starts else now)
+            if len(self.starts) >= n:
+                start = max(start, self.starts[-n] + self.window)
+            self.starts.append(start)
             return start - now
 
     def earliest(self) -> float:
+        """When the next request could start (to pick the least busy location)."""
         with self.lock:
-            return self.next_free
+            n = max(1, int(self.limit))
+            free = self.starts[-n] + self.window if len(self.starts) >= n else self.clock.now()
+            return max(free, self.paused_until)
 
     def throttle(self, retry_after: float | None) -> float:
-        """A 429 arrived: slow down and pause. Returns the pause in seconds."""
+        """A 429 arrived: lower the limit and pause. Returns the pause in seconds."""
         with self.lock:
             self.throttled += 1
-            self.rate = max(self.nominal * MIN_RATE_FRACTION, self.rate * SLOWDOWN)
-            pause = retry_after if retry_after is not None else max(1.0, self.interval * 2)
-            self.next_free = max(self.next_free, self.clock.now() + pause)
+            self.limit = max(self.nominal * MIN_RATE_FRACTION, self.limit * SLOWDOWN)
+            pause = retry_after if retry_after is not None else max(1.0, self.window / max(1.0, self.limit) * 2)
+            self.paused_until = max(self.paused_until, self.clock.now() + pause)
             return pause
 
     def succeeded(self) -> None:
         with self.lock:
-            self.rate = min(self.nominal, self.rate + self.nominal * RECOVERY)
+            self.limit = min(self.nominal, self.limit + self.nominal * RECOVERY)
             self.last_success = self.clock.now()
 
 
