@@ -201,8 +201,7 @@ class Diff:
 def diff(plan: Plan, lock: Lock | None) -> Diff:
     """Compare a plan with a lockfile, variant by variant, naming why each changed one changed."""
     if lock is None:
-        changes = tuple(Change("+", v.id, v.job, ("new",), keys=_keys(v)) for v in plan.variants)
-        return Diff(None, changes, 0)
+        return Diff(None, tuple(Change("+", v.id, v.job, ("new",), keys=_keys(v)) for v in plan.variants), 0)
     changes: list[Change] = []
     unchanged = 0
     incomplete = []

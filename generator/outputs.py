@@ -307,7 +307,7 @@ def merge_shards(folder: Path) -> dict[str, Any] | None:
     ids_per = [[v["id"] for v in m["variants"]] for m in manifests]
     if any(ids != ids_per[0] for ids in ids_per):
         raise StoreError(f"{folder}: the shards planned different variants (was the campaign changed between them?)")
-    merged = json.loads(json.dumps(base))
+    merged: dict[str, Any] = json.loads(json.dumps(base))
     totals = dict.fromkeys(base["totals"], 0)
     for i, variant in enumerate(merged["variants"]):
         for n in range(len(variant["images"])):

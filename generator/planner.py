@@ -1248,7 +1248,7 @@ def key_material(
     )
 
 
-_str_json = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_str_json: Callable[[str], str] = json.encoder.encode_basestring
 
 
 class _Canon:
