@@ -68,9 +68,7 @@ _SDK_LANGUAGES = frozenset({"auto", "en", "ja", "ko", "hi", "zh", "pt", "es"})
 
 #: A 400 that refuses the prompt itself (API-NOTES §4: "The prompt could not be submitted…", Imagen
 #: 2's "The response is blocked…"): not an error in our request, a result to report.
-_BLOCKED = re.compile(
-    r"could not be submitted|\b(?:is|was) blocked\b|safety filter threshold", re.IGNORECASE
-)
+_BLOCKED = re.compile(r"could not be submitted|\b(?:is|was) blocked\b|safety filter threshold", re.IGNORECASE)
 _NO_IMAGES = (
     "Vertex AI returned no images and no reason (images removed by the safety filter are not "
     "returned unless includeRaiReason is on)"
@@ -113,9 +111,7 @@ def _silence_experimental_warning() -> None:
     import, because warnings.catch_warnings() (and test runners using it) restore the filter list;
     filterwarnings() does not add a duplicate entry.
     """
-    warnings.filterwarnings(
-        "ignore", category=genai_errors.ExperimentalWarning, module=re.escape(__name__) + r"\Z"
-    )
+    warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning, module=re.escape(__name__) + r"\Z")
 
 
 class VertexBackend:
@@ -181,13 +177,9 @@ class VertexBackend:
         """
         builder = _OPERATIONS.get(request.operation)
         if builder is None:
-            raise PermanentError(
-                f"vertex: operation {request.operation!r} is not supported by Imagen"
-            )
+            raise PermanentError(f"vertex: operation {request.operation!r} is not supported by Imagen")
         spec = lookup(request.model)
-        location = (
-            request.location or self.location or (spec.default_location if spec else "us-central1")
-        )
+        location = request.location or self.location or (spec.default_location if spec else "us-central1")
         call, wanted = builder(self, request, inputs)
         client = self._client(location)
         try:
@@ -197,24 +189,17 @@ class VertexBackend:
         except _TIMEOUT_ERRORS:
             raise TransientError(f"no response within {self.timeout_s:g} s (timed out)") from None
         except _TRANSPORT_ERRORS as e:
-            raise TransientError(
-                f"connection failed: {type(e).__name__}: {_short(str(e))}"
-            ) from None
+            raise TransientError(f"connection failed: {type(e).__name__}: {_short(str(e))}") from None
         except json.JSONDecodeError as e:
-            raise TransientError(
-                f"malformed response (invalid JSON: {e.msg} at character {e.pos})"
-            ) from None
+            raise TransientError(f"malformed response (invalid JSON: {e.msg} at character {e.pos})") from None
         except pydantic.ValidationError as e:
             raise TransientError(f"malformed response ({e.error_count()} invalid fields)") from None
         except auth_exceptions.RefreshError:
             raise PermanentError(
-                "Google credentials could not be refreshed: run `gcloud auth application-default "
-                "login` again"
+                "Google credentials could not be refreshed: run `gcloud auth application-default login` again"
             ) from None
         except auth_exceptions.TransportError:
-            raise TransientError(
-                "could not reach Google's token endpoint to refresh credentials"
-            ) from None
+            raise TransientError("could not reach Google's token endpoint to refresh credentials") from None
         return _outcome(response, wanted, include_prompt_safety=self.include_safety_attributes)
 
     def close(self) -> None:
@@ -237,9 +222,7 @@ class VertexBackend:
                     credentials=self._credentials,
                     # No retry_options: see the module docstring. timeout is in milliseconds
                     # (API-NOTES §1).
-                    http_options=types.HttpOptions(
-                        base_url=self.endpoint, timeout=int(self.timeout_s * 1000)
-                    ),
+                    http_options=types.HttpOptions(base_url=self.endpoint, timeout=int(self.timeout_s * 1000)),
                 )
                 self._clients[location] = client
             return client
@@ -268,9 +251,7 @@ class VertexBackend:
             **_language(p),
         )
         prompt = request.prompt or ""
-        return (
-            lambda c: c.models.generate_images(model=request.model, prompt=prompt, config=config)
-        ), n
+        return (lambda c: c.models.generate_images(model=request.model, prompt=prompt, config=config)), n
 
     def _recontext(self, request: Request, inputs: Sequence[bytes]) -> tuple[_Call, int]:
         p = request.params
@@ -289,9 +270,7 @@ class VertexBackend:
             **_safety(p),
             **_output(p),
         )
-        return (
-            lambda c: c.models.recontext_image(model=request.model, source=source, config=config)
-        ), n
+        return (lambda c: c.models.recontext_image(model=request.model, source=source, config=config)), n
 
     def _bgswap(self, request: Request, inputs: Sequence[bytes]) -> tuple[_Call, int]:
         p = request.params
@@ -315,9 +294,7 @@ class VertexBackend:
             if item.role not in ("subject", "style", "control"):
                 continue
             if item.reference is None:
-                raise PermanentError(
-                    f"vertex: the {item.role} reference {item.digest} has no reference number"
-                )
+                raise PermanentError(f"vertex: the {item.role} reference {item.digest} has no reference number")
             ref = entries.get(item.reference, {})
             image = _image(data)
             if item.role == "subject":
@@ -326,9 +303,7 @@ class VertexBackend:
                         reference_id=item.reference,
                         reference_image=image,
                         config=types.SubjectReferenceConfig(
-                            subject_type=_enum(
-                                "SUBJECT_TYPE", ref.get("subject_type") or "default"
-                            ),
+                            subject_type=_enum("SUBJECT_TYPE", ref.get("subject_type") or "default"),
                             subject_description=ref.get("description") or None,
                         ),
                     )
@@ -338,9 +313,7 @@ class VertexBackend:
                     types.StyleReferenceImage(
                         reference_id=item.reference,
                         reference_image=image,
-                        config=types.StyleReferenceConfig(
-                            style_description=ref.get("description") or None
-                        ),
+                        config=types.StyleReferenceConfig(style_description=ref.get("description") or None),
                     )
                 )
             else:
@@ -355,9 +328,7 @@ class VertexBackend:
                     )
                 )
         if not refs:
-            raise PermanentError(
-                "vertex: customize needs at least one subject, style or control reference"
-            )
+            raise PermanentError("vertex: customize needs at least one subject, style or control reference")
         return self._edit_call(request, refs, "EDIT_MODE_DEFAULT", "aspect_ratio")
 
     def _edit(self, request: Request, inputs: Sequence[bytes]) -> tuple[_Call, int]:
@@ -368,9 +339,7 @@ class VertexBackend:
             # Imagen outpaints the white area of a mask the size of the raw image: send the source
             # centred on the larger canvas, and a mask that is white around it (seeds/002;
             # imggen_outpainting sample).
-            canvas, mask = outpaint_canvas(
-                raw, str(p.get("aspect_ratio", "1:1")), float(p.get("canvas_scale", 1.5))
-            )
+            canvas, mask = outpaint_canvas(raw, str(p.get("aspect_ratio", "1:1")), float(p.get("canvas_scale", 1.5)))
             refs = [
                 types.RawReferenceImage(reference_id=1, reference_image=_image(canvas)),
                 types.MaskReferenceImage(
@@ -381,18 +350,14 @@ class VertexBackend:
             ]
             return self._edit_call(request, refs, mode, "base_steps")
         mask_mode = p.get("mask_mode", "foreground")
-        mask_image = (
-            _image(_fit_mask(_role(request, inputs, "mask"), raw)) if mask_mode == "user" else None
-        )
+        mask_image = _image(_fit_mask(_role(request, inputs, "mask"), raw)) if mask_mode == "user" else None
         refs = [
             types.RawReferenceImage(reference_id=1, reference_image=_image(raw)),
             _mask_reference(p, mask_mode, mask_image),
         ]
         return self._edit_call(request, refs, mode, "base_steps")
 
-    def _edit_call(
-        self, request: Request, refs: list[Any], mode: str, *extra: str
-    ) -> tuple[_Call, int]:
+    def _edit_call(self, request: Request, refs: list[Any], mode: str, *extra: str) -> tuple[_Call, int]:
         p = request.params
         n = request.sample_count
         config = types.EditImageConfig(
@@ -407,9 +372,7 @@ class VertexBackend:
         )
         prompt = request.prompt or ""
         return (
-            lambda c: c.models.edit_image(
-                model=request.model, prompt=prompt, reference_images=refs, config=config
-            )
+            lambda c: c.models.edit_image(model=request.model, prompt=prompt, reference_images=refs, config=config)
         ), n
 
     def _upscale(self, request: Request, inputs: Sequence[bytes]) -> tuple[_Call, int]:
@@ -418,9 +381,7 @@ class VertexBackend:
         factor = str(p.get("upscale_factor", "x2"))
         config = types.UpscaleImageConfig(include_rai_reason=True, **_safety(p), **_output(p))
         return (
-            lambda c: c.models.upscale_image(
-                model=request.model, image=raw, upscale_factor=factor, config=config
-            )
+            lambda c: c.models.upscale_image(model=request.model, image=raw, upscale_factor=factor, config=config)
         ), 1
 
 
@@ -514,9 +475,7 @@ def _role(request: Request, inputs: Sequence[bytes], role: str) -> bytes:
     for item, data in zip(request.inputs, inputs, strict=True):
         if item.role == role:
             return data
-    raise PermanentError(
-        f"vertex: {request.operation} needs a {role} image, and the request has none"
-    )
+    raise PermanentError(f"vertex: {request.operation} needs a {role} image, and the request has none")
 
 
 def _image(data: bytes) -> types.Image:
@@ -605,9 +564,7 @@ def _outcome(response: Any, wanted: int, *, include_prompt_safety: bool) -> Outc
         if item.rai_filtered_reason:
             reasons.append(item.rai_filtered_reason)
         if image is not None and image.image_bytes:
-            images.append(
-                GeneratedImage(image.image_bytes, image.mime_type or sniff_mime(image.image_bytes))
-            )
+            images.append(GeneratedImage(image.image_bytes, image.mime_type or sniff_mime(image.image_bytes)))
         elif image is not None and image.gcs_uri:
             gcs_uris.append(image.gcs_uri)
         else:
@@ -663,9 +620,7 @@ def _api_error(e: genai_errors.APIError) -> Outcome:
     text = f"{code} {status}: {message}" if status else f"{code}: {message}"
     if isinstance(e, genai_errors.ClientError):
         if code == 429:
-            raise TransientError(
-                text, code=code, status=status, retry_after=_retry_after(e), quota=True
-            )
+            raise TransientError(text, code=code, status=status, retry_after=_retry_after(e), quota=True)
         if code == 408:
             raise TransientError(text, code=code, status=status, retry_after=_retry_after(e))
         if code == 400 and _BLOCKED.search(message):

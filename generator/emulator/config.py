@@ -121,8 +121,7 @@ def parse_config(data: Mapping[str, Any], base: EmulatorConfig | None = None) ->
             changes[key] = _PARSERS[key](value)
         except ConfigError as e:
             problems.extend(
-                f"{key}{line}" if line.startswith(".") else f"{key}: {line}"
-                for line in str(e).splitlines()
+                f"{key}{line}" if line.startswith(".") else f"{key}: {line}" for line in str(e).splitlines()
             )
     if problems:
         raise ConfigError("\n".join(problems))
@@ -180,9 +179,7 @@ def _rpm(value: Any) -> Mapping[str, int]:
     out: dict[str, int] = {}
     for model, n in value.items():
         if model != "*" and model not in REGISTRY:
-            problems.append(
-                f".{model}: unknown model (known: {', '.join(REGISTRY)}, or * for every model)"
-            )
+            problems.append(f".{model}: unknown model (known: {', '.join(REGISTRY)}, or * for every model)")
             continue
         try:
             out[model] = _integer(n, 1, 1_000_000)
@@ -244,9 +241,7 @@ def _schedule(value: Any) -> Mapping[int, str]:
 
 
 def _words(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(w, str) and w.strip() for w in value
-    ):
+    if not isinstance(value, list | tuple) or not all(isinstance(w, str) and w.strip() for w in value):
         raise ConfigError("must be a list of non-empty strings")
     return tuple(w.strip().lower() for w in value)
 
@@ -289,9 +284,7 @@ def parse_cli_options(
         for item in rpm:
             model, sep, n = item.partition("=")
             if not sep or not n.strip().isdigit():
-                problems.append(
-                    f"--rpm {item!r}: expected MODEL=N (or *=N), e.g. imagen-4.0-generate-001=5"
-                )
+                problems.append(f"--rpm {item!r}: expected MODEL=N (or *=N), e.g. imagen-4.0-generate-001=5")
                 continue
             data["rpm"][model.strip()] = int(n.strip())
     if faults:
@@ -303,10 +296,7 @@ def parse_cli_options(
                     raise ValueError(item)
                 data["faults"][kind.strip()] = float(rate)
             except ValueError:
-                problems.append(
-                    f"--fault {item!r}: expected KIND=RATE, e.g. 503=0.1 (kinds: "
-                    f"{', '.join(FAULTS)})"
-                )
+                problems.append(f"--fault {item!r}: expected KIND=RATE, e.g. 503=0.1 (kinds: {', '.join(FAULTS)})")
     if latency:
         low, sep, high = latency.partition("-")
         try:

@@ -78,9 +78,7 @@ CONTROL_TYPES = (
     "CONTROL_TYPE_SCRIBBLE",
     "CONTROL_TYPE_FACE_MESH",
 )
-RAW, MASK, CONTROL, STYLE, SUBJECT = (
-    f"REFERENCE_TYPE_{t}" for t in ("RAW", "MASK", "CONTROL", "STYLE", "SUBJECT")
-)
+RAW, MASK, CONTROL, STYLE, SUBJECT = (f"REFERENCE_TYPE_{t}" for t in ("RAW", "MASK", "CONTROL", "STYLE", "SUBJECT"))
 REFERENCE_TYPES = (RAW, MASK, CONTROL, STYLE, SUBJECT, "REFERENCE_TYPE_CONTENT")
 _MASKED_MODES = (
     "EDIT_MODE_BGSWAP",
@@ -141,26 +139,17 @@ class _Reference:
 def predict(body: Mapping[str, Any], ctx: PredictContext) -> dict[str, Any]:
     """Answer one ``:predict`` body, or raise :class:`ApiError` as Vertex AI would."""
     instances = body.get("instances")
-    if (
-        not isinstance(instances, list)
-        or not instances
-        or not all(isinstance(i, dict) for i in instances)
-    ):
+    if not isinstance(instances, list) or not instances or not all(isinstance(i, dict) for i in instances):
         raise invalid("instances: required, a list with one instance object")
     if len(instances) != 1:
-        raise invalid(
-            f"instances: Imagen takes exactly one instance per request, got {len(instances)}"
-        )
+        raise invalid(f"instances: Imagen takes exactly one instance per request, got {len(instances)}")
     instance: dict[str, Any] = instances[0]
     params = body.get("parameters", {})
     if not isinstance(params, dict):
         raise invalid("parameters: expected an object")
     op = _operation(instance, params)
     if not set(_REGISTRY_OPS[op]) & set(ctx.spec.operations):
-        raise invalid(
-            f"{ctx.model} does not support {_OPERATION_NAMES[op]}; it does: "
-            f"{', '.join(ctx.spec.operations)}"
-        )
+        raise invalid(f"{ctx.model} does not support {_OPERATION_NAMES[op]}; it does: {', '.join(ctx.spec.operations)}")
     p = _Params.parse(params, ctx, op)
     prompt = _prompt(instance, ctx, required=op == "generate")
     if op == "generate":
@@ -205,10 +194,7 @@ class _Params:
         most = spec.max_images_per_request
         count = params.get("sampleCount", min(4, most))
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most:
-            raise invalid(
-                f"sampleCount must be an integer between 1 and {most} for {ctx.model}, got "
-                f"{count!r}"
-            )
+            raise invalid(f"sampleCount must be an integer between 1 and {most} for {ctx.model}, got {count!r}")
         seed = params.get("seed")
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -220,8 +206,7 @@ class _Params:
         ratio = params.get("aspectRatio", "1:1")
         if ratio not in spec.aspect_ratios:
             raise invalid(
-                f"Unsupported aspect ratio {ratio!r} for {ctx.model}; supported: "
-                f"{', '.join(spec.aspect_ratios)}"
+                f"Unsupported aspect ratio {ratio!r} for {ctx.model}; supported: {', '.join(spec.aspect_ratios)}"
             )
         size = params.get("sampleImageSize")
         if size is not None:
@@ -234,27 +219,18 @@ class _Params:
         person = params.get("personGeneration")
         if person is not None:
             if not isinstance(person, str) or person.upper() not in PERSON_GENERATION:
-                raise invalid(
-                    f"personGeneration must be one of {', '.join(PERSON_GENERATION)}, got "
-                    f"{person!r}"
-                )
+                raise invalid(f"personGeneration must be one of {', '.join(PERSON_GENERATION)}, got {person!r}")
             if person.upper() == "ALLOW_ALL" and not ctx.config.allowlisted:
                 raise ApiError("FAILED_PRECONDITION", ALLOW_ALL_MESSAGE)
         safety = params.get("safetySetting")
-        if safety is not None and (
-            not isinstance(safety, str) or safety.lower() not in SAFETY_SETTINGS
-        ):
+        if safety is not None and (not isinstance(safety, str) or safety.lower() not in SAFETY_SETTINGS):
             raise invalid(
-                "safetySetting must be one of "
-                f"{', '.join(s.upper() for s in SAFETY_SETTINGS[:4])}, got {safety!r}"
+                f"safetySetting must be one of {', '.join(s.upper() for s in SAFETY_SETTINGS[:4])}, got {safety!r}"
             )
         language = params.get("language")
-        if language is not None and (
-            not isinstance(language, str) or language.lower() not in LANGUAGES
-        ):
+        if language is not None and (not isinstance(language, str) or language.lower() not in LANGUAGES):
             raise invalid(
-                f"language {language!r} is not supported; supported: auto, en, es, hi, ja, ko, pt, "
-                "zh, zh-CN, zh-TW"
+                f"language {language!r} is not supported; supported: auto, en, es, hi, ja, ko, pt, zh, zh-CN, zh-TW"
             )
         options = params.get("outputOptions") or {}
         if not isinstance(options, dict):
@@ -264,10 +240,7 @@ class _Params:
             raise invalid(f"outputOptions.mimeType must be image/png or image/jpeg, got {mime!r}")
         quality = options.get("compressionQuality", 75)
         if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
-            raise invalid(
-                "outputOptions.compressionQuality must be an integer from 0 to 100, got "
-                f"{quality!r}"
-            )
+            raise invalid(f"outputOptions.compressionQuality must be an integer from 0 to 100, got {quality!r}")
         for name in (
             "addWatermark",
             "enhancePrompt",
@@ -277,9 +250,7 @@ class _Params:
             if name in params and not isinstance(params[name], bool):
                 raise invalid(f"{name} must be true or false, got {params[name]!r}")
         storage = params.get("storageUri")
-        if storage is not None and (
-            not isinstance(storage, str) or not storage.startswith("gs://")
-        ):
+        if storage is not None and (not isinstance(storage, str) or not storage.startswith("gs://")):
             raise invalid(f"storageUri must be a gs:// URI, got {storage!r}")
         return cls(
             sample_count=1 if op == "upscale" else count,
@@ -288,8 +259,7 @@ class _Params:
             image_size=size,
             mime_type=mime,
             quality=quality,
-            enhance_prompt=bool(params.get("enhancePrompt", False))
-            and op in ("generate", "recontext"),
+            enhance_prompt=bool(params.get("enhancePrompt", False)) and op in ("generate", "recontext"),
             include_rai_reason=bool(params.get("includeRaiReason", False)),
             include_safety_attributes=bool(params.get("includeSafetyAttributes", False)),
             storage_uri=storage,
@@ -305,13 +275,9 @@ def _prompt(instance: Mapping[str, Any], ctx: PredictContext, *, required: bool)
     limit = ctx.spec.max_prompt_tokens
     tokens = approximate_tokens(prompt)
     if limit is not None and tokens > limit:
-        raise invalid(
-            f"The prompt is too long: about {tokens} tokens; {ctx.model} accepts at most {limit}."
-        )
+        raise invalid(f"The prompt is too long: about {tokens} tokens; {ctx.model} accepts at most {limit}.")
     lowered = prompt.lower()
-    if ctx.fault == "blocked" or any(
-        re.search(rf"\b{re.escape(w)}\b", lowered) for w in ctx.config.block_words
-    ):
+    if ctx.fault == "blocked" or any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in ctx.config.block_words):
         raise invalid(BLOCKED_PROMPT_MESSAGE)
     return prompt
 
@@ -329,15 +295,12 @@ def _image(obj: Any, where: str, ctx: PredictContext) -> _Input:
     if not isinstance(obj, dict):
         raise invalid(f"{where}: expected an image object with bytesBase64Encoded")
     if "gcsUri" in obj and "bytesBase64Encoded" not in obj:
-        raise invalid(
-            f"{where}.gcsUri: the emulator cannot read Cloud Storage; send bytesBase64Encoded"
-        )
+        raise invalid(f"{where}.gcsUri: the emulator cannot read Cloud Storage; send bytesBase64Encoded")
     data = decode_base64(obj.get("bytesBase64Encoded"), f"{where}.bytesBase64Encoded")
     limit = ctx.spec.max_upload_bytes
     if len(data) > limit:
         raise invalid(
-            f"{where}: the image is {len(data) / 2**20:.1f} MB; images over {limit // 2**20} MB "
-            "are not accepted."
+            f"{where}: the image is {len(data) / 2**20:.1f} MB; images over {limit // 2**20} MB are not accepted."
         )
     try:
         with warnings.catch_warnings():
@@ -367,9 +330,7 @@ def _references(instance: Mapping[str, Any], ctx: PredictContext) -> list[_Refer
             raise invalid(f"{where}: expected an object")
         kind = item.get("referenceType")
         if kind not in REFERENCE_TYPES:
-            raise invalid(
-                f"{where}.referenceType must be one of {', '.join(REFERENCE_TYPES)}, got {kind!r}"
-            )
+            raise invalid(f"{where}.referenceType must be one of {', '.join(REFERENCE_TYPES)}, got {kind!r}")
         ref_id = item.get("referenceId")
         if ref_id is not None and (isinstance(ref_id, bool) or not isinstance(ref_id, int)):
             raise invalid(f"{where}.referenceId must be an integer, got {ref_id!r}")
@@ -382,11 +343,7 @@ def _references(instance: Mapping[str, Any], ctx: PredictContext) -> list[_Refer
         config = get_key(item, config_key) if config_key else None
         if config is not None and not isinstance(config, dict):
             raise invalid(f"{where}.{config_key}: expected an object")
-        image = (
-            _image(item["referenceImage"], f"{where}.referenceImage", ctx)
-            if "referenceImage" in item
-            else None
-        )
+        image = _image(item["referenceImage"], f"{where}.referenceImage", ctx) if "referenceImage" in item else None
         refs.append(_Reference(kind, ref_id, where, image, config or {}))
     return refs
 
@@ -435,18 +392,13 @@ def _mask_area(mask: _Reference, raw: _Input) -> Image.Image:
     mask_mode = get_key(mask.config, "maskMode") or "MASK_MODE_DEFAULT"
     if mask_mode not in MASK_MODES:
         raise invalid(
-            f"{mask.where}.maskImageConfig.maskMode must be one of {', '.join(MASK_MODES)}, got "
-            f"{mask_mode!r}"
+            f"{mask.where}.maskImageConfig.maskMode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}"
         )
     dilation = get_key(mask.config, "dilation")
     if dilation is not None and (
-        isinstance(dilation, bool)
-        or not isinstance(dilation, int | float)
-        or not 0 <= dilation <= 1
+        isinstance(dilation, bool) or not isinstance(dilation, int | float) or not 0 <= dilation <= 1
     ):
-        raise invalid(
-            f"{mask.where}.maskImageConfig.dilation must be a number from 0 to 1, got {dilation!r}"
-        )
+        raise invalid(f"{mask.where}.maskImageConfig.dilation must be a number from 0 to 1, got {dilation!r}")
     if mask.image is not None:
         if mask.image.image.size != raw.image.size:
             mw, mh = mask.image.image.size
@@ -461,14 +413,9 @@ def _mask_area(mask: _Reference, raw: _Input) -> Image.Image:
         raise invalid(f"{mask.where}.referenceImage: MASK_MODE_USER_PROVIDED needs the mask image")
     if mask_mode == "MASK_MODE_SEMANTIC":
         classes = get_key(mask.config, "maskClasses")
-        if (
-            not isinstance(classes, list)
-            or not classes
-            or not all(isinstance(c, int) for c in classes)
-        ):
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, int) for c in classes):
             raise invalid(
-                f"{mask.where}.maskImageConfig.maskClasses: MASK_MODE_SEMANTIC needs a list of "
-                "segmentation class ids"
+                f"{mask.where}.maskImageConfig.maskClasses: MASK_MODE_SEMANTIC needs a list of segmentation class ids"
             )
     subject = images.foreground(raw.image)
     if mask_mode == "MASK_MODE_BACKGROUND":
@@ -531,9 +478,7 @@ def _edit(
     return _answer(p, ctx, prompt, customize)
 
 
-def _recontext(
-    instance: Mapping[str, Any], p: _Params, ctx: PredictContext, prompt: str
-) -> dict[str, Any]:
+def _recontext(instance: Mapping[str, Any], p: _Params, ctx: PredictContext, prompt: str) -> dict[str, Any]:
     if "personImage" in instance:
         raise invalid(f"personImage is for virtual try-on models; {ctx.model} takes productImages")
     products = instance.get("productImages")
@@ -555,17 +500,14 @@ def _recontext(
     )
 
 
-def _upscale(
-    instance: Mapping[str, Any], params: Mapping[str, Any], p: _Params, ctx: PredictContext
-) -> dict[str, Any]:
+def _upscale(instance: Mapping[str, Any], params: Mapping[str, Any], p: _Params, ctx: PredictContext) -> dict[str, Any]:
     config = params.get("upscaleConfig") or {}
     if not isinstance(config, dict):
         raise invalid("upscaleConfig: expected an object")
     factor = config.get("upscaleFactor")
     if factor not in ctx.spec.upscale_factors:
         raise invalid(
-            f"upscaleConfig.upscaleFactor must be one of {', '.join(ctx.spec.upscale_factors)}, "
-            f"got {factor!r}"
+            f"upscaleConfig.upscaleFactor must be one of {', '.join(ctx.spec.upscale_factors)}, got {factor!r}"
         )
     raw = _image(instance.get("image"), "image", ctx)
     n = int(factor[1:])
@@ -604,9 +546,7 @@ def _answer(p: _Params, ctx: PredictContext, prompt: str, draw: Any) -> dict[str
         predictions.append(prediction)
     if keep < wanted and p.include_rai_reason:
         reason = ALL_FILTERED_REASON if keep == 0 else ONE_FILTERED_REASON
-        predictions.extend(
-            {"raiFilteredReason": reason} for _ in range(1 if keep == 0 else wanted - keep)
-        )
+        predictions.extend({"raiFilteredReason": reason} for _ in range(1 if keep == 0 else wanted - keep))
     if not predictions:
         # All filtered without includeRaiReason: Vertex leaves predictions out (firebase-ios-sdk PR
         # #14236).

@@ -110,9 +110,7 @@ class Service:
     """The emulator's state (configuration, quota windows, request counter, stats) and rules.
     Thread-safe."""
 
-    def __init__(
-        self, config: EmulatorConfig | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._config = config or EmulatorConfig()
         self._quota = SlidingWindow(clock)
@@ -152,9 +150,7 @@ class Service:
             number = self._count
             config = self._config
         # One generator per request number: latency and faults do not depend on thread timing.
-        rng = (
-            random.Random(f"{config.seed}:{number}") if config.seed is not None else random.Random()
-        )
+        rng = random.Random(f"{config.seed}:{number}") if config.seed is not None else random.Random()
         reply, fault = self._answer(call, number, rng, config)
         try:
             body: Any = json.loads(call.body)
@@ -177,9 +173,7 @@ class Service:
         )
         return reply
 
-    def _answer(
-        self, call: Call, number: int, rng: random.Random, config: EmulatorConfig
-    ) -> tuple[Reply, str | None]:
+    def _answer(self, call: Call, number: int, rng: random.Random, config: EmulatorConfig) -> tuple[Reply, str | None]:
         low, high = config.latency
         delay = rng.uniform(low, high) if high > low else low
         fault: str | None = None
@@ -215,8 +209,7 @@ class Service:
             if method is None:
                 raise ApiError(
                     "NOT_FOUND",
-                    f"Method :{call.method} is not found. Known: "
-                    f"{', '.join(':' + m for m in METHODS)}.",
+                    f"Method :{call.method} is not found. Known: {', '.join(':' + m for m in METHODS)}.",
                 )
             if METHOD_FAMILY[call.method] != spec.family:
                 raise invalid(
@@ -224,9 +217,7 @@ class Service:
                     f":{'generateContent' if spec.family == 'gemini' else 'predict'}, not "
                     f":{call.method}."
                 )
-            wait = self._quota.admit(
-                (call.model, call.location), config.rpm_of(call.model), config.window_seconds
-            )
+            wait = self._quota.admit((call.model, call.location), config.rpm_of(call.model), config.window_seconds)
             if wait is not None:
                 return self._quota_error(call.model, wait, config), None
             fault = self._fault(number, rng, config)

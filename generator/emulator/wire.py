@@ -52,8 +52,7 @@ ONE_FILTERED_REASON = (
 )
 #: GoogleCloudPlatform/generative-ai PR #780.
 SEED_WITH_WATERMARK_MESSAGE = (
-    "Image generation failed with the following error: Seed is not supported when watermark is "
-    "enabled."
+    "Image generation failed with the following error: Seed is not supported when watermark is enabled."
 )
 #: GoogleCloudPlatform/generative-ai#1018 (FAILED_PRECONDITION).
 ALLOW_ALL_MESSAGE = (

@@ -68,9 +68,7 @@ def request(
 def png(size: tuple[int, int], mode: str = "RGBA") -> bytes:
     image = Image.new(mode, size, (0, 0, 0, 0) if mode == "RGBA" else 0)
     if mode == "RGBA":
-        image.paste(
-            (200, 30, 30, 255), (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4)
-        )
+        image.paste((200, 30, 30, 255), (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
@@ -88,9 +86,7 @@ def b64_marker(body: dict[str, Any]) -> bool:
 # -- every operation, mapped to the wire format ----------------------------------------------------
 
 
-def test_generate_sends_every_setting(
-    plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator
-) -> None:
+def test_generate_sends_every_setting(plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator) -> None:
     planned = plan_jobs("""
 [[jobs]]
 id = "hero"
@@ -158,15 +154,11 @@ product = ["shoe"]
 """)
     outcomes = [run(backend, r) for r in requests_of(planned, "many")]
     assert [len(o.images) for o in outcomes] == [4, 2]
-    assert [
-        (b["parameters"]["sampleCount"], b["parameters"]["seed"]) for b in emulator.bodies()
-    ] == [(4, 7), (2, 8)]
+    assert [(b["parameters"]["sampleCount"], b["parameters"]["seed"]) for b in emulator.bodies()] == [(4, 7), (2, 8)]
     assert emulator.stats()["total"] == 2
 
 
-def test_recontext_sends_the_product_photos(
-    plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator
-) -> None:
+def test_recontext_sends_the_product_photos(plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator) -> None:
     planned = plan_jobs("""
 [[jobs]]
 id = "hero"
@@ -258,16 +250,12 @@ scene = ["beach"]
     assert req.inputs[0].file is not None
     shoe = Image.open(req.inputs[0].file.path).convert("RGBA")
     (out,) = [Image.open(io.BytesIO(i.data)).convert("RGB") for i in outcome.images]
-    x, y = next(
-        (x, y) for x in range(60, 100) for y in range(60, 100) if shoe.getpixel((x, y))[3] == 255
-    )
+    x, y = next((x, y) for x in range(60, 100) for y in range(60, 100) if shoe.getpixel((x, y))[3] == 255)
     assert out.getpixel((x, y)) == shoe.getpixel((x, y))[:3]
     assert out.size == shoe.size
 
 
-def test_bgswap_with_semantic_classes(
-    plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator
-) -> None:
+def test_bgswap_with_semantic_classes(plan_jobs: PlanJobs, backend: VertexBackend, emulator: Emulator) -> None:
     planned = plan_jobs("""
 [[jobs]]
 id = "catalog"
@@ -323,10 +311,7 @@ product = ["mug"]
     outcome = run(backend, req)
     assert sizes(outcome) == [(896, 1280)]
     body = only_body(emulator)
-    refs = [
-        {k: v for k, v in r.items() if k != "referenceImage"}
-        for r in body["instances"][0]["referenceImages"]
-    ]
+    refs = [{k: v for k, v in r.items() if k != "referenceImage"} for r in body["instances"][0]["referenceImages"]]
     subject = {
         "referenceId": 1,
         "referenceType": "REFERENCE_TYPE_SUBJECT",
@@ -396,9 +381,7 @@ product = ["shoe"]
     assert mask["maskImageConfig"] == mask_config
     assert ("referenceImage" in mask) is with_image
     assert body["parameters"]["editMode"] == mode
-    assert body["parameters"].get("editConfig") == (
-        {"baseSteps": 12} if "base_steps" in settings else None
-    )
+    assert body["parameters"].get("editConfig") == ({"baseSteps": 12} if "base_steps" in settings else None)
 
 
 def test_outpainting_sends_a_canvas_and_its_mask(
@@ -471,9 +454,7 @@ product = ["shoe"]
     assert list(body["instances"][0]) == ["image"]
 
 
-@pytest.mark.parametrize(
-    ("language", "sent"), [("zh-CN", "zh"), ("zh-TW", "zh-TW"), ("auto", "auto")]
-)
+@pytest.mark.parametrize(("language", "sent"), [("zh-CN", "zh"), ("zh-TW", "zh-TW"), ("auto", "auto")])
 def test_languages_the_sdk_enum_lacks_are_still_sent(
     backend: VertexBackend, emulator: Emulator, language: str, sent: str
 ) -> None:
@@ -640,8 +621,7 @@ def test_server_errors_are_transient(
     [
         (
             "reset",
-            "connection failed: RemoteProtocolError: Server disconnected without sending a "
-            "response.",
+            "connection failed: RemoteProtocolError: Server disconnected without sending a response.",
         ),
         ("hang", "no response within 0.3 s (timed out)"),
         (
@@ -677,8 +657,7 @@ def test_an_unreachable_endpoint_is_transient() -> None:
             request(aspect_ratio="21:9"),
             400,
             "INVALID_ARGUMENT",
-            "Unsupported aspect ratio '21:9' for imagen-4.0-generate-001; supported: 1:1, 3:4, "
-            "4:3, 9:16, 16:9",
+            "Unsupported aspect ratio '21:9' for imagen-4.0-generate-001; supported: 1:1, 3:4, 4:3, 9:16, 16:9",
         ),
         (
             request("imagen-9.0-generate-001"),
@@ -770,9 +749,7 @@ def test_filtered_images(
 def test_filtered_edits_and_upscales(backend: VertexBackend, emulator: Emulator) -> None:
     emulator.configure(schedule=["partial", "filtered"])
     raw = (Input("raw", "sha256:x"),)
-    edit = request(
-        "imagen-3.0-capability-001", "edit", "x", raw, sample_count=2, mask_mode="foreground"
-    )
+    edit = request("imagen-3.0-capability-001", "edit", "x", raw, sample_count=2, mask_mode="foreground")
     outcome = backend.generate(edit, [png((16, 16))])
     assert (outcome.status, len(outcome.images)) == ("generated", 1)
     assert outcome.reason == f"1 of 2 images was filtered: {ONE_FILTERED_REASON}"
@@ -831,9 +808,7 @@ def _user_credentials(tmp_path: Path) -> Path:
     return path
 
 
-def test_application_default_credentials_and_project(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_application_default_credentials_and_project(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_user_credentials(tmp_path)))
     vertex = VertexBackend(location="europe-west4")
     assert (vertex.project, vertex.location, vertex.endpoint) == (

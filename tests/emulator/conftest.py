@@ -34,10 +34,7 @@ def predict(emulator: Emulator) -> Predict:
         headers: Mapping[str, str] | None = None,
         publisher: str = "google",
     ) -> Response:
-        path = (
-            f"/{version}/projects/p/locations/{location}/publishers/{publisher}/models/"
-            f"{model}:{method}"
-        )
+        path = f"/{version}/projects/p/locations/{location}/publishers/{publisher}/models/{model}:{method}"
         auth = {"Authorization": "Bearer secret-token", **(headers or {})}
         return request(emulator, "POST", path, body, auth)
 

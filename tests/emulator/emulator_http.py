@@ -53,18 +53,14 @@ def request(
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=timeout)
     try:
-        conn.request(
-            method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})}
-        )
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
         r = conn.getresponse()
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
 
 
-def png(
-    size: tuple[int, int] = (64, 48), color: tuple[int, ...] = (200, 40, 40), mode: str = "RGB"
-) -> bytes:
+def png(size: tuple[int, int] = (64, 48), color: tuple[int, ...] = (200, 40, 40), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.new(mode, size, color).save(buf, format="PNG")
     return buf.getvalue()

@@ -135,12 +135,9 @@ def test_cli_options() -> None:
 
 def test_cli_option_problems_name_the_options() -> None:
     with pytest.raises(ConfigError) as e:
-        parse_cli_options(
-            rpm=("imagen-4.0-generate-001",), latency="fast", faults=("503", "teapot=1")
-        )
+        parse_cli_options(rpm=("imagen-4.0-generate-001",), latency="fast", faults=("503", "teapot=1"))
     assert str(e.value).splitlines() == [
-        "--rpm 'imagen-4.0-generate-001': expected MODEL=N (or *=N), e.g. "
-        "imagen-4.0-generate-001=5",
+        "--rpm 'imagen-4.0-generate-001': expected MODEL=N (or *=N), e.g. imagen-4.0-generate-001=5",
         "--fault '503': expected KIND=RATE, e.g. 503=0.1 (kinds: 500, 503, 503_html, 429, reset, "
         "hang, malformed, empty, filtered, partial, blocked)",
         "--latency 'fast': expected SECONDS or MIN-MAX, e.g. 0.5-2",

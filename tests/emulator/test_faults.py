@@ -63,9 +63,7 @@ def call(
 # -- quota -----------------------------------------------------------------------------------------
 
 
-def test_quota_is_a_sliding_window_per_model_and_location(
-    quota_emulator: Emulator, clock: Clock
-) -> None:
+def test_quota_is_a_sliding_window_per_model_and_location(quota_emulator: Emulator, clock: Clock) -> None:
     assert [call(quota_emulator).status for _ in range(2)] == [200, 200]
     refused = call(quota_emulator)
     assert refused.status == 429
@@ -83,9 +81,7 @@ def test_quota_is_a_sliding_window_per_model_and_location(
         "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai."
     )
     assert call(quota_emulator, location="europe-west4").status == 200  # its own quota
-    assert (
-        call(quota_emulator, model="imagen-4.0-fast-generate-001").status == 200
-    )  # another base model
+    assert call(quota_emulator, model="imagen-4.0-fast-generate-001").status == 200  # another base model
     clock.now += 3.5
     assert call(quota_emulator).headers["retry-after"] == "7"  # 6.5 s rounded up
     clock.now += 6.5
@@ -130,14 +126,10 @@ def test_reset_forgets_requests_and_quota(quota_emulator: Emulator) -> None:
 
 
 def test_a_schedule_injects_faults_on_given_request_numbers(emulator: Emulator) -> None:
-    emulator.configure(
-        schedule={"2": "500", "3": "503", "4": "429", "5": "503_html"}, retry_after=7
-    )
+    emulator.configure(schedule={"2": "500", "3": "503", "4": "429", "5": "503_html"}, retry_after=7)
     responses = [call(emulator) for _ in range(6)]
     assert [r.status for r in responses] == [200, 500, 503, 429, 503, 200]
-    assert responses[1].json == {
-        "error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}
-    }
+    assert responses[1].json == {"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}
     assert responses[2].json == {
         "error": {
             "code": 503,
@@ -210,9 +202,7 @@ def test_empty_answers_without_predictions(emulator: Emulator) -> None:
     ("rai", "expected"),
     [(True, {"predictions": [{"raiFilteredReason": ALL_FILTERED_REASON}]}), (False, {})],
 )
-def test_filtered_answers_no_images(
-    emulator: Emulator, rai: bool, expected: dict[str, Any]
-) -> None:
+def test_filtered_answers_no_images(emulator: Emulator, rai: bool, expected: dict[str, Any]) -> None:
     emulator.configure(schedule={"1": "filtered"})
     body = {
         "instances": [{"prompt": "x"}],
@@ -265,9 +255,7 @@ def test_latency_beyond_the_server_timeout_header_is_a_deadline_error(emulator: 
 # -- stats and control -----------------------------------------------------------------------------
 
 
-def test_stats_count_and_keep_redacted_bodies_without_credentials(
-    emulator: Emulator, predict: Predict
-) -> None:
+def test_stats_count_and_keep_redacted_bodies_without_credentials(emulator: Emulator, predict: Predict) -> None:
     image = png((10, 10))
     body = {
         "instances": [
@@ -330,9 +318,7 @@ def test_history_keeps_the_last_n_bodies(emulator: Emulator) -> None:
 
 
 def test_configuration_over_http(emulator: Emulator) -> None:
-    r = request(
-        emulator, "POST", "/_emulator/config", {"faults": {"503": 1.0}, "latency": [0, 0.01]}
-    )
+    r = request(emulator, "POST", "/_emulator/config", {"faults": {"503": 1.0}, "latency": [0, 0.01]})
     assert r.status == 200
     assert r.json["faults"] == {"503": 1.0}
     assert request(emulator, "GET", "/_emulator/config").json == r.json

@@ -55,9 +55,7 @@ def raw() -> dict[str, Any]:
     return ref("raw", 1, RAW)
 
 
-def mask(
-    image: bytes | None = None, mode: str = "MASK_MODE_USER_PROVIDED", **config: Any
-) -> dict[str, Any]:
+def mask(image: bytes | None = None, mode: str = "MASK_MODE_USER_PROVIDED", **config: Any) -> dict[str, Any]:
     return ref("mask", 2, image, maskMode=mode, **config)
 
 
@@ -77,9 +75,7 @@ CASES = [
         "sampleCount must be an integer between 1 and 4 for imagen-4.0-generate-001, got 0",
         id="count-zero",
     ),
-    pytest.param(
-        GEN, gen(seed=7), INVALID, SEED_WITH_WATERMARK_MESSAGE, id="seed-default-watermark"
-    ),
+    pytest.param(GEN, gen(seed=7), INVALID, SEED_WITH_WATERMARK_MESSAGE, id="seed-default-watermark"),
     pytest.param(
         GEN,
         gen(seed=7, addWatermark=True),
@@ -91,8 +87,7 @@ CASES = [
         GEN,
         gen(aspectRatio="2:3"),
         INVALID,
-        "Unsupported aspect ratio '2:3' for imagen-4.0-generate-001; supported: 1:1, 3:4, 4:3, "
-        "9:16, 16:9",
+        "Unsupported aspect ratio '2:3' for imagen-4.0-generate-001; supported: 1:1, 3:4, 4:3, 9:16, 16:9",
         id="ratio",
     ),
     pytest.param(
@@ -159,9 +154,7 @@ CASES = [
         "The prompt is too long: about 481 tokens; imagen-4.0-generate-001 accepts at most 480.",
         id="long-prompt",
     ),
-    pytest.param(
-        GEN, {"instances": [{}]}, INVALID, "prompt: required, a non-empty string", id="no-prompt"
-    ),
+    pytest.param(GEN, {"instances": [{}]}, INVALID, "prompt: required, a non-empty string", id="no-prompt"),
     pytest.param(
         GEN,
         {"parameters": {}},
@@ -180,16 +173,14 @@ CASES = [
         GEN,
         b"{not json",
         INVALID,
-        "Invalid JSON payload received. Expecting property name enclosed in double quotes: line 1 "
-        "column 2 (char 1)",
+        "Invalid JSON payload received. Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         id="json",
     ),
     pytest.param(
         GEN,
         edit("EDIT_MODE_BGSWAP", raw(), mask(mode="MASK_MODE_BACKGROUND")),
         INVALID,
-        "imagen-4.0-generate-001 does not support image editing (referenceImages / editMode); it "
-        "does: generate",
+        "imagen-4.0-generate-001 does not support image editing (referenceImages / editMode); it does: generate",
         id="edit-on-generate-model",
     ),
     pytest.param(
@@ -211,8 +202,7 @@ CASES = [
         EDIT,
         gen(),
         INVALID,
-        "imagen-3.0-capability-001 does not support text-to-image generation; it does: bgswap, "
-        "customize, edit",
+        "imagen-3.0-capability-001 does not support text-to-image generation; it does: bgswap, customize, edit",
         id="generate-on-edit-model",
     ),
     pytest.param(
@@ -271,8 +261,7 @@ CASES = [
         EDIT,
         edit("EDIT_MODE_BGSWAP", raw(), mask(mode="MASK_MODE_SEMANTIC")),
         INVALID,
-        "referenceImages[1].maskImageConfig.maskClasses: MASK_MODE_SEMANTIC needs a list of "
-        "segmentation class ids",
+        "referenceImages[1].maskImageConfig.maskClasses: MASK_MODE_SEMANTIC needs a list of segmentation class ids",
         id="semantic-without-classes",
     ),
     pytest.param(
@@ -363,8 +352,7 @@ CASES = [
             },
         ),
         INVALID,
-        "referenceImages[0].referenceImage.gcsUri: the emulator cannot read Cloud Storage; send "
-        "bytesBase64Encoded",
+        "referenceImages[0].referenceImage.gcsUri: the emulator cannot read Cloud Storage; send bytesBase64Encoded",
         id="gcs-input",
     ),
     pytest.param(
@@ -400,9 +388,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("model", "body", "status", "message"), CASES)
-def test_invalid_requests_get_googles_error(
-    predict: Predict, model: str, body: Any, status: str, message: str
-) -> None:
+def test_invalid_requests_get_googles_error(predict: Predict, model: str, body: Any, status: str, message: str) -> None:
     r = predict(model, body)
     assert r.status == 400
     assert r.json == {"error": {"code": 400, "message": message, "status": status}}
@@ -414,22 +400,17 @@ def test_uploads_over_10_mb_are_refused(predict: Predict) -> None:
     assert r.error == (
         400,
         "INVALID_ARGUMENT",
-        "referenceImages[0].referenceImage: the image is 10.0 MB; images over 10 MB are not "
-        "accepted.",
+        "referenceImages[0].referenceImage: the image is 10.0 MB; images over 10 MB are not accepted.",
     )
 
 
-def test_allow_all_is_accepted_when_the_project_is_allowlisted(
-    emulator: Emulator, predict: Predict
-) -> None:
+def test_allow_all_is_accepted_when_the_project_is_allowlisted(emulator: Emulator, predict: Predict) -> None:
     emulator.configure(allowlisted=True)
     assert predict(GEN, gen(personGeneration="allow_all", sampleCount=1)).status == 200
 
 
 @pytest.mark.parametrize("word_prompt", ["make it gore", "GORE everywhere", "gore."])
-def test_block_words_give_the_prompt_blocked_error(
-    emulator: Emulator, predict: Predict, word_prompt: str
-) -> None:
+def test_block_words_give_the_prompt_blocked_error(emulator: Emulator, predict: Predict, word_prompt: str) -> None:
     emulator.configure(block_words=["Gore"])
     r = predict(GEN, {"instances": [{"prompt": word_prompt}], "parameters": {"sampleCount": 1}})
     assert r.error == (400, "INVALID_ARGUMENT", BLOCKED_PROMPT_MESSAGE)
@@ -437,12 +418,7 @@ def test_block_words_give_the_prompt_blocked_error(
 
 def test_block_words_match_whole_words_only(emulator: Emulator, predict: Predict) -> None:
     emulator.configure(block_words=["gore"])
-    assert (
-        predict(
-            GEN, {"instances": [{"prompt": "a gorgeous view"}], "parameters": {"sampleCount": 1}}
-        ).status
-        == 200
-    )
+    assert predict(GEN, {"instances": [{"prompt": "a gorgeous view"}], "parameters": {"sampleCount": 1}}).status == 200
 
 
 def test_unknown_models_are_not_found(predict: Predict) -> None:
@@ -471,9 +447,7 @@ def test_unknown_methods_are_not_found(predict: Predict) -> None:
 
 
 def test_generate_content_is_not_implemented_yet(predict: Predict) -> None:
-    r = predict(
-        "gemini-2.5-flash-image", {"contents": []}, location="global", method="generateContent"
-    )
+    r = predict("gemini-2.5-flash-image", {"contents": []}, location="global", method="generateContent")
     assert r.error == (
         501,
         "UNIMPLEMENTED",
