@@ -83,11 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = MODEL_ROUTE.match(path)
         if route is None:
-            self._send(
-                Reply.error(
-                    ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
-                )
-            )
+            self._send(Reply.error(ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")))
             return
         call = Call(
             api_version=route["version"],
@@ -111,11 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/", "/_emulator/health"):
             self._send(Reply.json(200, {"ok": True, "emulator": "vertex-ai"}))
         else:
-            self._send(
-                Reply.error(
-                    ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
-                )
-            )
+            self._send(Reply.error(ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")))
 
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")

@@ -97,9 +97,7 @@ class Stats:
             "by_model": dict(sorted(by_model.items())),
             "by_location": dict(sorted(by_location.items())),
             "by_status": dict(sorted(by_status.items())),
-            "counts": [
-                {"model": m, "location": loc, "status": s, "count": n} for (m, loc, s), n in counts
-            ],
+            "counts": [{"model": m, "location": loc, "status": s, "count": n} for (m, loc, s), n in counts],
             "faults": faults,
             "recent": recent,
         }
