@@ -84,9 +84,7 @@ def test_enhance_prompt_returns_the_rewritten_prompt_with_each_image(predict: Pr
 def test_safety_attributes_come_with_a_positive_prompt_entry(predict: Predict) -> None:
     predictions = predict(GEN, gen(sampleCount=2, includeSafetyAttributes=True)).json["predictions"]
     assert len(predictions) == 3
-    assert all(
-        p["safetyAttributes"] == {"categories": ["Violence"], "scores": [0.1]} for p in predictions
-    )
+    assert all(p["safetyAttributes"] == {"categories": ["Violence"], "scores": [0.1]} for p in predictions)
     assert predictions[-1] == {
         "contentType": "Positive Prompt",
         "safetyAttributes": {"categories": ["Violence"], "scores": [0.1]},
@@ -94,9 +92,9 @@ def test_safety_attributes_come_with_a_positive_prompt_entry(predict: Predict) -
 
 
 def test_storage_uri_returns_cloud_storage_uris_instead_of_bytes(predict: Predict) -> None:
-    predictions = predict(
-        GEN, gen(sampleCount=2, seed=9, addWatermark=False, storageUri="gs://bucket/out/")
-    ).json["predictions"]
+    predictions = predict(GEN, gen(sampleCount=2, seed=9, addWatermark=False, storageUri="gs://bucket/out/")).json[
+        "predictions"
+    ]
     assert predictions == [
         {"mimeType": "image/png", "gcsUri": "gs://bucket/out/emulator-9-0.png"},
         {"mimeType": "image/png", "gcsUri": "gs://bucket/out/emulator-9-1.png"},
@@ -125,9 +123,7 @@ def _cutout() -> bytes:
 
 def _bgswap(mask_ref: dict[str, Any]) -> dict[str, Any]:
     return {
-        "instances": [
-            {"prompt": "on a beach", "referenceImages": [ref("raw", 1, _cutout()), mask_ref]}
-        ],
+        "instances": [{"prompt": "on a beach", "referenceImages": [ref("raw", 1, _cutout()), mask_ref]}],
         "parameters": {
             "editMode": "EDIT_MODE_BGSWAP",
             "sampleCount": 2,
@@ -149,9 +145,7 @@ def test_user_masks_decide_what_changes(predict: Predict) -> None:
     # White marks what to replace: here the left half, product included.
     mask = Image.new("L", (60, 40), 0)
     mask.paste(255, (0, 0, 30, 40))
-    (im, _) = predict(
-        EDIT, _bgswap(ref("mask", 2, _encode(mask), maskMode="MASK_MODE_USER_PROVIDED"))
-    ).images()
+    (im, _) = predict(EDIT, _bgswap(ref("mask", 2, _encode(mask), maskMode="MASK_MODE_USER_PROVIDED"))).images()
     rgb = im.convert("RGB")
     assert rgb.getpixel((35, 20)) == (220, 20, 20)  # kept (black)
     assert rgb.getpixel((25, 20)) != (220, 20, 20)  # replaced (white)
@@ -205,18 +199,12 @@ def test_customization_has_the_aspect_ratios_size_and_accepts_both_key_casings(
     assert [im.size for im in r.images()] == [(768, 1408)]
 
 
-@pytest.mark.parametrize(
-    ("urlsafe", "padded"), [(False, True), (True, True), (True, False), (False, False)]
-)
-def test_both_base64_alphabets_padded_or_not_are_accepted(
-    predict: Predict, urlsafe: bool, padded: bool
-) -> None:
+@pytest.mark.parametrize(("urlsafe", "padded"), [(False, True), (True, True), (True, False), (False, False)])
+def test_both_base64_alphabets_padded_or_not_are_accepted(predict: Predict, urlsafe: bool, padded: bool) -> None:
     raw = {
         "referenceType": "REFERENCE_TYPE_RAW",
         "referenceId": 1,
-        "referenceImage": {
-            "bytesBase64Encoded": b64(png((33, 21)), urlsafe=urlsafe, padded=padded)
-        },
+        "referenceImage": {"bytesBase64Encoded": b64(png((33, 21)), urlsafe=urlsafe, padded=padded)},
     }
     body = {
         "instances": [{"prompt": "warmer", "referenceImages": [raw]}],
@@ -230,9 +218,7 @@ def test_recontext_answers_square_images_with_the_product(predict: Predict) -> N
         "instances": [
             {
                 "prompt": "on a counter",
-                "productImages": [
-                    {"image": {"bytesBase64Encoded": b64(_cutout()), "mimeType": "image/png"}}
-                ],
+                "productImages": [{"image": {"bytesBase64Encoded": b64(_cutout()), "mimeType": "image/png"}}],
             }
         ],
         "parameters": {"sampleCount": 2, "enhancePrompt": True},
@@ -247,9 +233,7 @@ def test_recontext_without_a_prompt_is_accepted(predict: Predict) -> None:
     assert predict("imagen-product-recontext-preview-06-30", body).status == 200
 
 
-@pytest.mark.parametrize(
-    ("factor", "size"), [("x2", (120, 80)), ("x3", (180, 120)), ("x4", (240, 160))]
-)
+@pytest.mark.parametrize(("factor", "size"), [("x2", (120, 80)), ("x3", (180, 120)), ("x4", (240, 160))])
 def test_upscale_multiplies_the_size(predict: Predict, factor: str, size: tuple[int, int]) -> None:
     body = {
         "instances": [{"image": {"bytesBase64Encoded": b64(_cutout()), "mimeType": "image/png"}}],
