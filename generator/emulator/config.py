@@ -16,6 +16,7 @@ and at run time (``POST /_emulator/config``, which replaces only the keys it nam
       "block_words": ["gore"],  # prompts with these words are blocked (Imagen: a 400; Gemini: promptFeedback)
       "gemini_block_reason": "PROHIBITED_CONTENT",  # promptFeedback.blockReason of blocked Gemini prompts
       "gemini_finish_reason": "IMAGE_SAFETY",       # finishReason of filtered Gemini images
+      "gemini_thoughts": false, # Gemini answers start with a thought and a draft image (both "thought": true)
       "allowlisted": false,     # accept personGeneration ALLOW_ALL (else FAILED_PRECONDITION)
       "hang_seconds": 30,       # longest a "hang" waits for the client to give up
       "history": 50             # request bodies kept for GET /_emulator/stats
@@ -106,6 +107,7 @@ class EmulatorConfig:
     block_words: tuple[str, ...] = ()
     gemini_block_reason: str = "PROHIBITED_CONTENT"
     gemini_finish_reason: str = "IMAGE_SAFETY"
+    gemini_thoughts: bool = False
     allowlisted: bool = False
     hang_seconds: float = 30.0
     history: int = 50
@@ -134,6 +136,7 @@ class EmulatorConfig:
             "block_words": list(self.block_words),
             "gemini_block_reason": self.gemini_block_reason,
             "gemini_finish_reason": self.gemini_finish_reason,
+            "gemini_thoughts": self.gemini_thoughts,
             "allowlisted": self.allowlisted,
             "hang_seconds": self.hang_seconds,
             "history": self.history,
@@ -307,6 +310,7 @@ _PARSERS: dict[str, Any] = {
     "block_words": _words,
     "gemini_block_reason": _one_of(GEMINI_BLOCK_REASONS),
     "gemini_finish_reason": _one_of(GEMINI_FINISH_REASONS),
+    "gemini_thoughts": _bool,
     "allowlisted": _bool,
     "hang_seconds": lambda v: _number(v, 0, 3600),
     "history": lambda v: _integer(v, 0, 10_000),

@@ -8,9 +8,12 @@ A request is ``contents`` (text and ``inlineData`` image parts), optional ``safe
 
 Gemini has no sampleCount: a successful answer holds one candidate with a text part (when TEXT is among the
 response modalities) and one image part, sized from the registry for the aspect ratio and size; without an aspect
-ratio the image takes the first input image's shape, as Gemini's edits do. Refusals are not HTTP errors: a blocked
-prompt is HTTP 200 with ``promptFeedback.blockReason`` and no candidates, a filtered image a candidate with
-``finishReason`` IMAGE_SAFETY (or another, ``gemini_finish_reason``), a ``finishMessage`` and no parts.
+ratio the image takes the first input image's shape, as Gemini's edits do. With ``gemini_thoughts`` on, a thought
+and a quarter-size draft image (both ``"thought": true``) come first, as thinking models send them.
+
+Refusals are not HTTP errors: a blocked prompt is HTTP 200 with ``promptFeedback.blockReason`` and no candidates, a
+filtered image a candidate with ``finishReason`` IMAGE_SAFETY (or another, ``gemini_finish_reason``), a
+``finishMessage`` and no parts.
 """
 
 from __future__ import annotations
@@ -134,6 +137,17 @@ def generate_content(body: Mapping[str, Any], ctx: PredictContext) -> dict[str, 
     data = images.encode(picture, req.mime_type, req.quality)
     parts: list[dict[str, Any]] = []
     text_tokens = 0
+    thoughts = 0
+    if ctx.config.gemini_thoughts:
+        # Thinking models (Gemini 3 Pro Image) return their reasoning and interim images as parts marked
+        # "thought": true before the answer; clients keep only the other parts (API-NOTES §6).
+        thinking = f"**Composing the scene**\nTrying a layout for: {req.prompt[:200]}"
+        draft = images.encode(picture.resize((max(1, size[0] // 4), max(1, size[1] // 4))), "image/png", 75)
+        parts.append({"text": thinking, "thought": True})
+        parts.append(
+            {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(draft).decode()}, "thought": True}
+        )
+        thoughts = approximate_tokens(thinking) + IMAGE_TOKENS
     if "TEXT" in req.modalities:
         text = f"Here is the image: {req.prompt[:200]}"
         text_tokens = approximate_tokens(text)
@@ -144,7 +158,7 @@ def generate_content(body: Mapping[str, Any], ctx: PredictContext) -> dict[str, 
             "thoughtSignature": base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
         }
     )
-    return _reply(ctx, _candidate(parts), prompt_tokens, text_tokens, seed, image=True)
+    return _reply(ctx, _candidate(parts), prompt_tokens, text_tokens, seed, image=True, thoughts=thoughts)
 
 
 # -- the request -----------------------------------------------------------------------------------------------

@@ -527,6 +527,14 @@ def test_imageless_answers_are_filtered_with_a_reason(
     assert {k: v for k, v in outcome.details.items() if k in details} == details
 
 
+def test_thought_parts_are_not_the_answer(gemini: GeminiBackend, emulator: Emulator) -> None:
+    emulator.configure(gemini_thoughts=True)
+    outcome = gemini.generate(request(aspect_ratio="16:9"), [])
+    assert (outcome.status, sizes(outcome)) == ("generated", [(1344, 768)])  # not the 336x192 draft
+    assert outcome.details["thought_parts"] == 2
+    assert outcome.details["text"] == ["Here is the image: a red mug"]  # not the thought's text
+
+
 # -- locations and threads -------------------------------------------------------------------------------------
 
 

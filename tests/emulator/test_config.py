@@ -37,6 +37,7 @@ def test_defaults() -> None:
         "block_words": [],
         "gemini_block_reason": "PROHIBITED_CONTENT",
         "gemini_finish_reason": "IMAGE_SAFETY",
+        "gemini_thoughts": False,
         "allowlisted": False,
         "hang_seconds": 30.0,
         "history": 50,

@@ -62,6 +62,10 @@ def parts_of(r: Response) -> list[dict[str, Any]]:
 
 def image_of(r: Response) -> Image.Image:
     (part,) = [p for p in parts_of(r) if "inlineData" in p]
+    return decoded(part)
+
+
+def decoded(part: dict[str, Any]) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(part["inlineData"]["data"])))
 
 
@@ -151,6 +155,19 @@ def test_jpeg_output_and_a_seed_that_repeats_the_image(gc: Any) -> None:
     assert part["inlineData"]["mimeType"] == "image/jpeg"
     assert base64.b64decode(part["inlineData"]["data"])[:3] == b"\xff\xd8\xff"
     assert parts_of(first) == parts_of(again)
+
+
+def test_thoughts_come_first_and_are_marked(emulator: Emulator, gc: Any) -> None:
+    emulator.configure(gemini_thoughts=True)
+    r = gc(body(text("a mug"), imageConfig={"aspectRatio": "16:9"}))
+    thought, draft, say, picture = parts_of(r)
+    assert thought == {"text": "**Composing the scene**\nTrying a layout for: a mug", "thought": True}
+    assert draft["thought"] is True
+    assert decoded(draft).size == (336, 192)
+    assert "thought" not in say
+    assert "thought" not in picture
+    assert decoded(picture).size == (1344, 768)
+    assert r.json["usageMetadata"]["thoughtsTokenCount"] == 14 + IMAGE_TOKENS
 
 
 def test_earlier_model_turns_are_context_only(gc: Any) -> None:
