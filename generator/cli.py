@@ -757,7 +757,7 @@ def emulator(
     block_words: tuple[str, ...],
     seed: int | None,
 ) -> None:
-    """Run a local Vertex AI endpoint speaking the Imagen wire format (CI without credentials).
+    """Run a local Vertex AI endpoint speaking Imagen's :predict and Gemini's :generateContent (CI without credentials).
 
     It validates requests as Vertex AI does, answers with stand-in images of the right size,
     enforces requests-per-minute quotas (429 with Retry-After) and injects faults on demand.

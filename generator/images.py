@@ -45,6 +45,8 @@ class InputImage:
         width, height: pixel size of those bytes.
         has_alpha: whether the image carries transparency (products cut out with an alpha channel).
         fitted: ``None``, or a note saying how the file was re-encoded to fit the upload limit.
+        upload_limit: the limit it was fitted under (Gemini's 7 MB or Imagen's 10 MB), so that the bytes read again
+            to send are the same bytes.
     """
 
     path: Path
@@ -55,6 +57,7 @@ class InputImage:
     height: int
     has_alpha: bool
     fitted: str | None = None
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
 
 
 def check_regular_file(path: Path) -> int:
@@ -95,20 +98,22 @@ def read_input_image(path: Path, display: str, upload_limit: int = DEFAULT_UPLOA
         height=size[1],
         has_alpha=image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
         fitted=fitted,
+        upload_limit=upload_limit,
     )
 
 
-def load_bytes(image: InputImage, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> bytes:
-    """The exact bytes to send for ``image``; fails if the file changed since it was planned."""
+def load_bytes(image: InputImage, upload_limit: int | None = None) -> bytes:
+    """The exact bytes to send for ``image`` (fitted under ``upload_limit``, default the limit it was planned
+    with); fails if the file changed since it was planned."""
     data = _read_bytes(image.path)
     if image.fitted is not None:
-        data = fit_upload(data, decode(data), upload_limit)[0]
+        data = fit_upload(data, decode(data), upload_limit or image.upload_limit)[0]
     if digest_bytes(data) != image.digest:
         raise ImageProblem(f"{image.display} changed after the campaign was planned; plan again")
     return data
 
 
-def open_image(image: InputImage, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> Image.Image:
+def open_image(image: InputImage, upload_limit: int | None = None) -> Image.Image:
     """Decode ``image`` as it will be sent (fitted if needed)."""
     return decode(load_bytes(image, upload_limit))
 

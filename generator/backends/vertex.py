@@ -11,43 +11,29 @@ edit        ``models.edit_image`` inpainting (raw + mask) or outpainting (canvas
 upscale     ``models.upscale_image``
 ==========  ==============================================================================
 
-Retries are the executor's job, not the SDK's: the SDK's retry loop ignores ``Retry-After`` and
-knows nothing of our per-model rate limiter (API-NOTES §4), so ``HttpOptions.retry_options`` stays
-unset (the SDK then sends each request once) and every failure worth retrying is raised as
-:class:`TransientError` with the server's ``Retry-After``. With ``endpoint`` set (the local
+Credentials, clients and transport failures are shared with the Gemini backend
+(:mod:`generator.backends.connection`): the SDK does not retry, and every failure worth retrying is
+raised as :class:`TransientError` with the server's ``Retry-After``. With ``endpoint`` set (the local
 emulator, ``campaign emulator``) no Google credentials are used.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
-import json
-import os
 import re
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import google.auth
-import pydantic
 from google import genai
-from google.auth import exceptions as auth_exceptions
 from google.genai import errors as genai_errors
 from google.genai import types
-from google.oauth2.credentials import Credentials as OAuthCredentials
 from PIL import Image
 
 from generator.backends.base import GeneratedImage, Outcome, PermanentError, TransientError
-from generator.errors import BackendUnavailable
+from generator.backends.connection import EMULATOR_TOKEN, Connection, error_text, retry_after
 from generator.models import lookup
 from generator.planner import Request
-
-#: The placeholder token sent to a custom endpoint (the emulator accepts any bearer token).
-EMULATOR_TOKEN = "emulator"
-EMULATOR_PROJECT = "emulator-project"
-_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 #: Operation settings as the SDK spells them.
 _EDIT_MODES = {
@@ -73,32 +59,6 @@ _NO_IMAGES = (
     "Vertex AI returned no images and no reason (images removed by the safety filter are not "
     "returned unless includeRaiReason is on)"
 )
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """httpx's transport errors (google-genai uses httpx2 if installed, else httpx)."""
-    found: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(module.TransportError)
-    return tuple(found)
-
-
-def _timeout_errors() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            found.append(importlib.import_module(name).TimeoutException)
-        except ImportError:
-            continue
-    return tuple(found)
-
-
-_TRANSPORT_ERRORS = _transport_errors()
-_TIMEOUT_ERRORS = _timeout_errors()
 
 
 def _silence_experimental_warning() -> None:
@@ -143,26 +103,12 @@ class VertexBackend:
         include_safety_attributes: bool = False,
     ) -> None:
         _silence_experimental_warning()
-        self.endpoint = endpoint.rstrip("/") if endpoint else None
+        self._connection = Connection(self.name, project, location, endpoint, timeout_s)
+        self.endpoint = self._connection.endpoint
+        self.project = self._connection.project
+        self.location = self._connection.location
         self.timeout_s = timeout_s
         self.include_safety_attributes = include_safety_attributes
-        self.location = location or os.environ.get("GOOGLE_CLOUD_LOCATION") or None
-        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
-        if self.endpoint:
-            self._credentials: Any = OAuthCredentials(token=EMULATOR_TOKEN)  # type: ignore[no-untyped-call]
-            self.project = project or EMULATOR_PROJECT
-        else:
-            self._credentials, adc_project = _default_credentials()
-            resolved = project or adc_project
-            if not resolved:
-                raise BackendUnavailable(
-                    "vertex: no Google Cloud project: set GOOGLE_CLOUD_PROJECT (or "
-                    "[backend].project in the campaign), or set CAMPAIGN_VERTEX_ENDPOINT to use "
-                    "the local emulator (`campaign emulator`)"
-                )
-            self.project = resolved
-        self._clients: dict[str, genai.Client] = {}
-        self._lock = threading.Lock()
 
     # -- the Backend protocol ----------------------------------------------------------------------
 
@@ -181,51 +127,14 @@ class VertexBackend:
         spec = lookup(request.model)
         location = request.location or self.location or (spec.default_location if spec else "us-central1")
         call, wanted = builder(self, request, inputs)
-        client = self._client(location)
         try:
-            response = call(client)
+            response = self._connection.send(location, call)
         except genai_errors.APIError as e:
             return _api_error(e)
-        except _TIMEOUT_ERRORS:
-            raise TransientError(f"no response within {self.timeout_s:g} s (timed out)") from None
-        except _TRANSPORT_ERRORS as e:
-            raise TransientError(f"connection failed: {type(e).__name__}: {_short(str(e))}") from None
-        except json.JSONDecodeError as e:
-            raise TransientError(f"malformed response (invalid JSON: {e.msg} at character {e.pos})") from None
-        except pydantic.ValidationError as e:
-            raise TransientError(f"malformed response ({e.error_count()} invalid fields)") from None
-        except auth_exceptions.RefreshError:
-            raise PermanentError(
-                "Google credentials could not be refreshed: run `gcloud auth application-default login` again"
-            ) from None
-        except auth_exceptions.TransportError:
-            raise TransientError("could not reach Google's token endpoint to refresh credentials") from None
         return _outcome(response, wanted, include_prompt_safety=self.include_safety_attributes)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
-
-    # -- clients -----------------------------------------------------------------------------------
-
-    def _client(self, location: str) -> genai.Client:
-        """One client per location, made on first use (generate runs in several threads)."""
-        with self._lock:
-            client = self._clients.get(location)
-            if client is None:
-                client = genai.Client(
-                    vertexai=True,
-                    project=self.project,
-                    location=location,
-                    credentials=self._credentials,
-                    # No retry_options: see the module docstring. timeout is in milliseconds
-                    # (API-NOTES §1).
-                    http_options=types.HttpOptions(base_url=self.endpoint, timeout=int(self.timeout_s * 1000)),
-                )
-                self._clients[location] = client
-            return client
+        self._connection.close()
 
     # -- operations: each returns the SDK call to make and how many images it asks for -------------
 
@@ -280,7 +189,7 @@ class VertexBackend:
         if mask_mode == "user":
             # Imagen replaces the white area of a mask, and our product masks are white over the
             # product (the part to keep): the background swap sends the inverse.
-            mask_image = _image(_invert(_fit_mask(_role(request, inputs, "mask"), raw)))
+            mask_image = _image(_invert(fit_mask(_role(request, inputs, "mask"), raw)))
         refs = [
             types.RawReferenceImage(reference_id=1, reference_image=_image(raw)),
             _mask_reference(p, mask_mode, mask_image),
@@ -350,7 +259,7 @@ class VertexBackend:
             ]
             return self._edit_call(request, refs, mode, "base_steps")
         mask_mode = p.get("mask_mode", "foreground")
-        mask_image = _image(_fit_mask(_role(request, inputs, "mask"), raw)) if mask_mode == "user" else None
+        mask_image = _image(fit_mask(_role(request, inputs, "mask"), raw)) if mask_mode == "user" else None
         refs = [
             types.RawReferenceImage(reference_id=1, reference_image=_image(raw)),
             _mask_reference(p, mask_mode, mask_image),
@@ -394,23 +303,6 @@ _OPERATIONS: dict[str, Callable[[VertexBackend, Request, Sequence[bytes]], tuple
     "edit": VertexBackend._edit,
     "upscale": VertexBackend._upscale,
 }
-
-
-# -- credentials -----------------------------------------------------------------------------------
-
-
-def _default_credentials() -> tuple[Any, str | None]:
-    try:
-        credentials, project = google.auth.default(scopes=list(_SCOPES))
-    except auth_exceptions.DefaultCredentialsError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BackendUnavailable(
-            f"vertex: no Google credentials ({_short(first, 200)}). Run `gcloud auth "
-            "application-default login` and set GOOGLE_CLOUD_PROJECT, or set "
-            "CAMPAIGN_VERTEX_ENDPOINT=http://127.0.0.1:8765 to use the local emulator (`campaign "
-            "emulator`)"
-        ) from None
-    return credentials, project
 
 
 # -- building requests -----------------------------------------------------------------------------
@@ -491,7 +383,7 @@ def sniff_mime(data: bytes) -> str:
     return "image/png"
 
 
-def _fit_mask(mask: bytes, raw: bytes) -> bytes:
+def fit_mask(mask: bytes, raw: bytes) -> bytes:
     """The mask at the raw image's size: Imagen refuses a mask of another size (seeds/002).
 
     A photo fitted under the upload limit may have been downscaled while its mask was not.
@@ -609,44 +501,19 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _api_error(e: genai_errors.APIError) -> Outcome:
-    """Map an HTTP error from Vertex AI to an outcome (blocked prompts) or an exception.
-
-    Only ``code``, ``status`` and ``message`` are used: ``str(e)`` and ``e.details`` hold the whole
-    response body.
-    """
-    code = int(e.code) if e.code else None
-    status = str(e.status) if e.status else None
-    message = _short(str(e.message or ""))
-    text = f"{code} {status}: {message}" if status else f"{code}: {message}"
+    """Map an HTTP error from Vertex AI to an outcome (blocked prompts) or an exception."""
+    code, status, text = error_text(e)
     if isinstance(e, genai_errors.ClientError):
         if code == 429:
-            raise TransientError(text, code=code, status=status, retry_after=_retry_after(e), quota=True)
+            raise TransientError(text, code=code, status=status, retry_after=retry_after(e), quota=True)
         if code == 408:
-            raise TransientError(text, code=code, status=status, retry_after=_retry_after(e))
-        if code == 400 and _BLOCKED.search(message):
+            raise TransientError(text, code=code, status=status, retry_after=retry_after(e))
+        if code == 400 and _BLOCKED.search(str(e.message or "")):
             return Outcome("blocked", reason=str(e.message))
         raise PermanentError(text, code=code, status=status)
     if isinstance(e, genai_errors.ServerError):
-        raise TransientError(text, code=code, status=status, retry_after=_retry_after(e))
+        raise TransientError(text, code=code, status=status, retry_after=retry_after(e))
     raise PermanentError(text, code=code, status=status)
 
 
-def _retry_after(e: genai_errors.APIError) -> float | None:
-    """Retry-After in seconds; its HTTP-date form is ignored (backends do not read the clock)."""
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def _short(text: str, limit: int = 400) -> str:
-    """One line, at most ``limit`` characters (HTML error pages are long)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-__all__ = ["EMULATOR_TOKEN", "VertexBackend", "outpaint_canvas", "sniff_mime"]
+__all__ = ["EMULATOR_TOKEN", "VertexBackend", "fit_mask", "outpaint_canvas", "sniff_mime"]

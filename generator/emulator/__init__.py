@@ -1,4 +1,4 @@
-"""A local Vertex AI endpoint speaking the Imagen ``:predict`` wire format, for tests and CI.
+"""A local Vertex AI endpoint speaking Imagen's ``:predict`` and Gemini's ``:generateContent``, for tests and CI.
 
 It validates requests as Vertex AI does, answers with stand-in images of the right size, enforces
 requests-per-minute quotas and injects faults on demand. Point the tool at it with

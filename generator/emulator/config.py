@@ -13,7 +13,10 @@ and at run time (``POST /_emulator/config``, which replaces only the keys it nam
       "burst": 3,               # a probabilistic 429 also hits the next burst-1 requests
       "retry_after": 1,         # Retry-After (seconds) of injected 429s
       "quota_array_body": false,  # 429 bodies wrapped in a JSON array, as Google sometimes does
-      "block_words": ["gore"],  # prompts with these words get the 400 "prompt blocked" error
+      "block_words": ["gore"],  # prompts with these words are blocked (Imagen: a 400; Gemini: promptFeedback)
+      "gemini_block_reason": "PROHIBITED_CONTENT",  # promptFeedback.blockReason of blocked Gemini prompts
+      "gemini_finish_reason": "IMAGE_SAFETY",       # finishReason of filtered Gemini images
+      "gemini_thoughts": false, # Gemini answers start with a thought and a draft image (both "thought": true)
       "allowlisted": false,     # accept personGeneration ALLOW_ALL (else FAILED_PRECONDITION)
       "hang_seconds": 30,       # longest a "hang" waits for the client to give up
       "history": 50             # request bodies kept for GET /_emulator/stats
@@ -40,14 +43,47 @@ FAULTS: Mapping[str, str] = MappingProxyType(
         "503": "HTTP 503 UNAVAILABLE (JSON body)",
         "503_html": "HTTP 503 with an HTML body, as Google's front end sends",
         "429": "HTTP 429 RESOURCE_EXHAUSTED with the quota message and Retry-After",
+        "gemini_429_array": "HTTP 429 as Gemini's shared capacity sends it: a JSON array holding the error, with "
+        "errors[{reason: rateLimitExceeded}] and no Retry-After",
         "reset": "close the connection without answering",
         "hang": "answer nothing until the client gives up (or hang_seconds pass), then close",
         "malformed": "HTTP 200 with a truncated JSON body",
-        "empty": "HTTP 200 without a predictions key",
-        "filtered": "HTTP 200, every image filtered (raiFilteredReason if includeRaiReason is on)",
-        "partial": "HTTP 200 with one image fewer than sampleCount (the rest filtered)",
-        "blocked": "HTTP 400 INVALID_ARGUMENT: the prompt could not be submitted",
+        "empty": "HTTP 200 without images: Imagen without a predictions key; Gemini with a candidate holding only a "
+        "thought part",
+        "text_only": "HTTP 200, Gemini: the model answers in text only (a refusal), finishReason STOP; Imagen: as "
+        "empty",
+        "filtered": "HTTP 200, every image filtered: Imagen raiFilteredReason (if includeRaiReason is on); Gemini a "
+        "candidate with finishReason gemini_finish_reason, a finishMessage and no parts",
+        "partial": "HTTP 200 with one image fewer than sampleCount (the rest filtered); Gemini: as filtered",
+        "blocked": "the prompt is refused: Imagen HTTP 400 INVALID_ARGUMENT; Gemini HTTP 200 with "
+        "promptFeedback.blockReason gemini_block_reason and no candidates",
     }
+)
+#: promptFeedback.blockReason values (the SDK's BlockedReason).
+GEMINI_BLOCK_REASONS = (
+    "SAFETY",
+    "OTHER",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "IMAGE_SAFETY",
+    "MODEL_ARMOR",
+    "JAILBREAK",
+)
+#: Candidate finishReason values that end a Gemini image response without an image (the SDK's FinishReason; API-NOTES
+#: §6).
+GEMINI_FINISH_REASONS = (
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_OTHER",
+    "NO_IMAGE",
+    "IMAGE_RECITATION",
+    "SAFETY",
+    "PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "OTHER",
+    "MAX_TOKENS",
 )
 
 
@@ -69,6 +105,9 @@ class EmulatorConfig:
     retry_after: int = 1
     quota_array_body: bool = False
     block_words: tuple[str, ...] = ()
+    gemini_block_reason: str = "PROHIBITED_CONTENT"
+    gemini_finish_reason: str = "IMAGE_SAFETY"
+    gemini_thoughts: bool = False
     allowlisted: bool = False
     hang_seconds: float = 30.0
     history: int = 50
@@ -95,6 +134,9 @@ class EmulatorConfig:
             "retry_after": self.retry_after,
             "quota_array_body": self.quota_array_body,
             "block_words": list(self.block_words),
+            "gemini_block_reason": self.gemini_block_reason,
+            "gemini_finish_reason": self.gemini_finish_reason,
+            "gemini_thoughts": self.gemini_thoughts,
             "allowlisted": self.allowlisted,
             "hang_seconds": self.hang_seconds,
             "history": self.history,
@@ -246,6 +288,15 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(w.strip().lower() for w in value)
 
 
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
 _PARSERS: dict[str, Any] = {
     "seed": _seed,
     "latency": _latency,
@@ -257,6 +308,9 @@ _PARSERS: dict[str, Any] = {
     "retry_after": lambda v: _integer(v, 0, 86_400),
     "quota_array_body": _bool,
     "block_words": _words,
+    "gemini_block_reason": _one_of(GEMINI_BLOCK_REASONS),
+    "gemini_finish_reason": _one_of(GEMINI_FINISH_REASONS),
+    "gemini_thoughts": _bool,
     "allowlisted": _bool,
     "hang_seconds": lambda v: _number(v, 0, 3600),
     "history": lambda v: _integer(v, 0, 10_000),

@@ -10,14 +10,12 @@ API's defaults (no ``parameters`` key at all is valid). Limits come from the mod
 from __future__ import annotations
 
 import base64
-import io
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from generator.emulator import images
 from generator.emulator.config import EmulatorConfig
@@ -29,6 +27,7 @@ from generator.emulator.wire import (
     SEED_WITH_WATERMARK_MESSAGE,
     ApiError,
     decode_base64,
+    decode_image,
     get_key,
     invalid,
 )
@@ -297,25 +296,7 @@ def _image(obj: Any, where: str, ctx: PredictContext) -> _Input:
     if "gcsUri" in obj and "bytesBase64Encoded" not in obj:
         raise invalid(f"{where}.gcsUri: the emulator cannot read Cloud Storage; send bytesBase64Encoded")
     data = decode_base64(obj.get("bytesBase64Encoded"), f"{where}.bytesBase64Encoded")
-    limit = ctx.spec.max_upload_bytes
-    if len(data) > limit:
-        raise invalid(
-            f"{where}: the image is {len(data) / 2**20:.1f} MB; images over {limit // 2**20} MB are not accepted."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ):
-        raise invalid(f"{where}: Provided image is not valid.") from None
+    image = decode_image(data, where, ctx.spec.max_upload_bytes)
     return _Input(where, image)
 
 

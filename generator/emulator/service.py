@@ -3,7 +3,8 @@
 :class:`Service` turns a :class:`Call` into a :class:`Reply` (a status and body, or an instruction
 to drop the connection). The HTTP layer in :mod:`generator.emulator.server` only reads requests and
 writes replies, so this module is where the emulator's rules live. Methods are looked up in
-:data:`METHODS`: the Gemini issue adds ``generateContent`` there.
+:data:`METHODS`: Imagen's ``predict`` (:mod:`generator.emulator.imagen`) and Gemini's ``generateContent``
+(:mod:`generator.emulator.gemini`). Quota, faults and stats are the same for both.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from generator.emulator import imagen
+from generator.emulator import gemini, imagen
 from generator.emulator.config import EmulatorConfig, parse_config
 from generator.emulator.quota import SlidingWindow
 from generator.emulator.stats import Entry, Stats, keep_headers
 from generator.emulator.wire import (
     DEADLINE_MESSAGE,
+    GEMINI_QUOTA_MESSAGE,
     INTERNAL_MESSAGE,
     NOT_FOUND_MESSAGE,
     QUOTA_MESSAGE,
@@ -89,20 +91,18 @@ class Reply:
 Method = Callable[[Mapping[str, Any], imagen.PredictContext], dict[str, Any]]
 
 
-def _generate_content(body: Mapping[str, Any], ctx: imagen.PredictContext) -> dict[str, Any]:
-    raise ApiError(
-        "UNIMPLEMENTED",
-        f"generateContent is not implemented by the campaign-generator emulator yet; {ctx.model} "
-        "cannot be emulated (Imagen :predict models can).",
-    )
-
-
-METHODS: dict[str, Method] = {"predict": imagen.predict, "generateContent": _generate_content}
+METHODS: dict[str, Method] = {"predict": imagen.predict, "generateContent": gemini.generate_content}
 #: Which model family each method serves.
 METHOD_FAMILY = {"predict": "imagen", "generateContent": "gemini"}
 
 #: Faults answered before the request is looked at; the others shape a valid request's answer.
-_TRANSPORT_FAULTS = frozenset({"500", "503", "503_html", "429", "reset", "hang", "malformed"})
+_TRANSPORT_FAULTS = frozenset({"500", "503", "503_html", "429", "gemini_429_array", "reset", "hang", "malformed"})
+#: A truncated body of each method's success, for the ``malformed`` fault.
+_MALFORMED = {
+    "predict": b'{"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": "iVBORw0KGgo',
+    "generateContent": b'{"candidates": [{"content": {"role": "model", "parts": [{"inlineData": '
+    b'{"mimeType": "image/png", "data": "iVBORw0KGgo',
+}
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -219,10 +219,10 @@ class Service:
                 )
             wait = self._quota.admit((call.model, call.location), config.rpm_of(call.model), config.window_seconds)
             if wait is not None:
-                return self._quota_error(call.model, wait, config), None
+                return self._quota_error(call, wait, config), None
             fault = self._fault(number, rng, config)
             if fault in _TRANSPORT_FAULTS:
-                return self._transport_fault(fault, call.model, config), fault
+                return self._transport_fault(fault, call, config), fault
             ctx = imagen.PredictContext(call.model, spec, config, fault, rng.randrange(2**31))
             return Reply.json(200, method(body, ctx)), fault
         except ApiError as e:
@@ -247,17 +247,24 @@ class Service:
                 return kind
         return None
 
-    def _quota_error(self, model: str, wait: int, config: EmulatorConfig) -> Reply:
-        error = ApiError(
-            "RESOURCE_EXHAUSTED",
-            QUOTA_MESSAGE.format(model=model),
-            headers={"Retry-After": str(wait)},
-        )
+    def _quota_error(self, call: Call, wait: int, config: EmulatorConfig) -> Reply:
+        # Gemini models on Vertex share capacity (dynamic shared quota): their 429 says "Resource exhausted", not
+        # the per-base-model quota of Imagen (API-NOTES §4). The emulator sends Retry-After with both.
+        message = GEMINI_QUOTA_MESSAGE if METHOD_FAMILY.get(call.method) == "gemini" else QUOTA_MESSAGE
+        error = ApiError("RESOURCE_EXHAUSTED", message.format(model=call.model), headers={"Retry-After": str(wait)})
         return Reply.error(error, array=config.quota_array_body)
 
-    def _transport_fault(self, fault: str, model: str, config: EmulatorConfig) -> Reply:
+    def _transport_fault(self, fault: str, call: Call, config: EmulatorConfig) -> Reply:
         if fault == "429":
-            return self._quota_error(model, config.retry_after, config)
+            return self._quota_error(call, config.retry_after, config)
+        if fault == "gemini_429_array":
+            # gemini-cli#6454, #12750: a one-element array, errors[{reason: rateLimitExceeded}], no Retry-After.
+            error = ApiError(
+                "RESOURCE_EXHAUSTED",
+                GEMINI_QUOTA_MESSAGE,
+                errors=[{"message": GEMINI_QUOTA_MESSAGE, "domain": "global", "reason": "rateLimitExceeded"}],
+            )
+            return Reply.error(error, array=True)
         if fault == "500":
             return Reply.error(ApiError("INTERNAL", INTERNAL_MESSAGE))
         if fault == "503":
@@ -265,11 +272,7 @@ class Service:
         if fault == "503_html":
             return Reply(503, UNAVAILABLE_HTML.encode(), "text/html; charset=UTF-8")
         if fault == "malformed":
-            return Reply(
-                200,
-                b'{"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": "iVBORw0KGgo',
-                JSON_TYPE,
-            )
+            return Reply(200, _MALFORMED[call.method], JSON_TYPE)
         return Reply(0, drop="reset" if fault == "reset" else "hang")
 
 

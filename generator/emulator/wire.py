@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
 
 #: HTTP status of each google.rpc status name the emulator answers with.
 HTTP_OF_STATUS = {
@@ -66,6 +70,24 @@ NOT_FOUND_MESSAGE = (
     "version. For more information, see: "
     "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
 )
+#: google-gemini/gemini-cli#6454, #12750, #15498 (Vertex AI, Gemini models): the shared-capacity 429. Google sends it
+#: with ``errors[{reason: "rateLimitExceeded"}]``, sometimes wrapped in a one-element JSON array.
+GEMINI_QUOTA_MESSAGE = (
+    "Resource exhausted. Please try again later. Please refer to "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+)
+#: Emulator wording, modelled on ALL_FILTERED_REASON, for a Gemini image removed by the output filter
+#: (finishReason IMAGE_SAFETY and friends come with a finishMessage: API-NOTES §6).
+GEMINI_FILTERED_MESSAGE = (
+    "Unable to show the generated image. The image was filtered out because it violated Google's Generative AI "
+    "Prohibited Use policy. You will not be charged for blocked images. Try rephrasing the prompt."
+)
+#: Emulator wording for promptFeedback.blockReasonMessage.
+GEMINI_BLOCKED_MESSAGE = "The prompt was blocked because it may violate Google's Generative AI Prohibited Use policy."
+#: Emulator wording: what the model says when it answers in text instead of drawing (the documented "model
+#: refusal": text, finishReason STOP; docs.cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+#: gemini-image-responsible-ai).
+GEMINI_REFUSAL_TEXT = "I can't create that image. I can help with a different description of the scene if you'd like."
 INTERNAL_MESSAGE = "Internal error encountered."
 UNAVAILABLE_MESSAGE = "The service is currently unavailable."
 DEADLINE_MESSAGE = "Deadline expired before operation could complete."
@@ -88,15 +110,22 @@ class ApiError(Exception):
         *,
         code: int | None = None,
         headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, str]] = (),
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code if code is not None else HTTP_OF_STATUS[status]
         self.headers = dict(headers or {})
+        #: The legacy ``errors[{message, domain, reason}]`` list some Google front ends add.
+        self.errors = [dict(e) for e in errors]
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.errors:
+            error["errors"] = self.errors
+        error["status"] = self.status
+        return {"error": error}
 
 
 def invalid(message: str) -> ApiError:
@@ -116,6 +145,29 @@ def decode_base64(text: Any, where: str) -> bytes:
         return base64.b64decode(cleaned.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         raise invalid(f"{where}: invalid base64 data") from None
+
+
+def decode_image(data: bytes, where: str, limit: int) -> Image.Image:
+    """Open an uploaded image, refusing one over ``limit`` bytes or one Pillow cannot read (or a bomb)."""
+    if len(data) > limit:
+        raise invalid(
+            f"{where}: the image is {len(data) / 2**20:.1f} MB; images over {limit // 2**20} MB are not accepted."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise invalid(f"{where}: Provided image is not valid.") from None
+    return image
 
 
 def get_key(obj: Mapping[str, Any], camel: str) -> Any:

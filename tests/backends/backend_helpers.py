@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from generator.backends.base import Outcome
-from generator.backends.vertex import VertexBackend
+from generator.backends.base import Backend, Outcome
 from generator.images import load_bytes
 from generator.planner import Plan, Request
 
@@ -25,5 +24,5 @@ def inputs_of(request: Request) -> Sequence[bytes]:
     return out
 
 
-def run(backend: VertexBackend, request: Request) -> Outcome:
+def run(backend: Backend, request: Request) -> Outcome:
     return backend.generate(request, inputs_of(request))

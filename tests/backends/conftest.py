@@ -1,4 +1,4 @@
-"""Fixtures for backend tests: the emulator, a Vertex backend pointed at it, a small campaign.
+"""Fixtures for backend tests: the emulator, the Vertex and Gemini backends pointed at it, a small campaign.
 
 The campaign is a real TOML file with sample photos, planned into requests by the real planner.
 """
@@ -12,6 +12,7 @@ import pytest
 from backend_helpers import PlanJobs
 
 from generator import samples
+from generator.backends.gemini import GeminiBackend
 from generator.backends.vertex import VertexBackend
 from generator.campaign import load_campaign
 from generator.emulator import Emulator
@@ -52,6 +53,13 @@ def backend(emulator: Emulator) -> Iterator[VertexBackend]:
     vertex = VertexBackend(endpoint=emulator.url, timeout_s=5)
     yield vertex
     vertex.close()
+
+
+@pytest.fixture
+def gemini(emulator: Emulator) -> Iterator[GeminiBackend]:
+    backend = GeminiBackend(endpoint=emulator.url, timeout_s=5)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture

@@ -35,6 +35,9 @@ def test_defaults() -> None:
         "retry_after": 1,
         "quota_array_body": False,
         "block_words": [],
+        "gemini_block_reason": "PROHIBITED_CONTENT",
+        "gemini_finish_reason": "IMAGE_SAFETY",
+        "gemini_thoughts": False,
         "allowlisted": False,
         "hang_seconds": 30.0,
         "history": 50,
@@ -93,8 +96,8 @@ def test_later_changes_replace_only_the_keys_they_name() -> None:
         ({"schedule": {"0": "500"}}, "schedule.0: request numbers are integers from 1"),
         (
             {"schedule": {"2": "teapot"}},
-            "schedule.2: unknown fault 'teapot' (known: 500, 503, 503_html, 429, reset, hang, "
-            "malformed, empty, filtered, partial, blocked)",
+            "schedule.2: unknown fault 'teapot' (known: 500, 503, 503_html, 429, gemini_429_array, reset, "
+            "hang, malformed, empty, text_only, filtered, partial, blocked)",
         ),
         (
             {"schedule": "500"},
@@ -138,11 +141,11 @@ def test_cli_option_problems_name_the_options() -> None:
         parse_cli_options(rpm=("imagen-4.0-generate-001",), latency="fast", faults=("503", "teapot=1"))
     assert str(e.value).splitlines() == [
         "--rpm 'imagen-4.0-generate-001': expected MODEL=N (or *=N), e.g. imagen-4.0-generate-001=5",
-        "--fault '503': expected KIND=RATE, e.g. 503=0.1 (kinds: 500, 503, 503_html, 429, reset, "
-        "hang, malformed, empty, filtered, partial, blocked)",
+        "--fault '503': expected KIND=RATE, e.g. 503=0.1 (kinds: 500, 503, 503_html, 429, gemini_429_array, "
+        "reset, hang, malformed, empty, text_only, filtered, partial, blocked)",
         "--latency 'fast': expected SECONDS or MIN-MAX, e.g. 0.5-2",
-        "--fault teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, reset, hang, "
-        "malformed, empty, filtered, partial, blocked)",
+        "--fault teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, gemini_429_array, reset, "
+        "hang, malformed, empty, text_only, filtered, partial, blocked)",
     ]
 
 
@@ -153,8 +156,8 @@ def test_the_command_refuses_bad_options_with_exit_code_2(
         main(["emulator", "--fault", "teapot=1"])
     assert e.value.code == 2
     assert capsys.readouterr().err == (
-        "--fault teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, reset, hang, "
-        "malformed, empty, filtered, partial, blocked)\n"
+        "--fault teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, gemini_429_array, reset, "
+        "hang, malformed, empty, text_only, filtered, partial, blocked)\n"
     )
 
 

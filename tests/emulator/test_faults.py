@@ -337,10 +337,11 @@ def test_invalid_configuration_over_http_lists_every_problem(emulator: Emulator)
     assert r.error == (
         400,
         "INVALID_ARGUMENT",
-        "faults.teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, reset, hang, "
-        "malformed, empty, filtered, partial, blocked)\nburst: must be between 1 and 10000, got "
-        "0\ncolour: unknown key (known: allowlisted, block_words, burst, faults, hang_seconds, "
-        "history, latency, quota_array_body, retry_after, rpm, schedule, seed, window_seconds)",
+        "faults.teapot: unknown fault 'teapot' (known: 500, 503, 503_html, 429, gemini_429_array, reset, "
+        "hang, malformed, empty, text_only, filtered, partial, blocked)\nburst: must be between 1 and 10000, "
+        "got 0\ncolour: unknown key (known: allowlisted, block_words, burst, faults, gemini_block_reason, "
+        "gemini_finish_reason, gemini_thoughts, hang_seconds, history, latency, quota_array_body, retry_after, rpm, "
+        "schedule, seed, window_seconds)",
     )
     assert emulator.config.faults == {}  # nothing changed
 

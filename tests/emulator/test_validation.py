@@ -446,16 +446,6 @@ def test_unknown_methods_are_not_found(predict: Predict) -> None:
     )
 
 
-def test_generate_content_is_not_implemented_yet(predict: Predict) -> None:
-    r = predict("gemini-2.5-flash-image", {"contents": []}, location="global", method="generateContent")
-    assert r.error == (
-        501,
-        "UNIMPLEMENTED",
-        "generateContent is not implemented by the campaign-generator emulator yet; "
-        "gemini-2.5-flash-image cannot be emulated (Imagen :predict models can).",
-    )
-
-
 def test_unknown_paths_are_not_found(emulator: Emulator) -> None:
     from emulator_http import request
 
