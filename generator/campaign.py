@@ -183,18 +183,20 @@ def find_root(start: Path) -> Path:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def load_campaign(path: str | os.PathLike[str], root: Path | None = None) -> Campaign:
+def load_campaign(path: str | os.PathLike[str], root: Path | None = None, targets: Iterable[str] = ()) -> Campaign:
     """Load, validate and resolve a campaign file and the files it includes.
 
     Args:
         path: the campaign's TOML file.
         root: the repository root; paths in the campaign may not leave it. Default: the nearest ancestor
             holding ``.git``, else the campaign file's folder.
+        targets: models or backends the command line adds (``--model-map`` targets, ``--backend``): input photos
+            are fitted under the smallest upload limit of everything the run may use.
 
     Raises:
         InvalidCampaign: listing every problem found, one per line.
     """
-    return _Loader(Path(path), root).load()
+    return _Loader(Path(path), root, tuple(targets)).load()
 
 
 @dataclass
@@ -207,7 +209,8 @@ class _Document:
 
 
 class _Loader:
-    def __init__(self, path: Path, root: Path | None) -> None:
+    def __init__(self, path: Path, root: Path | None, targets: tuple[str, ...] = ()) -> None:
+        self.targets = targets
         self.path = path
         self.abs = Path(os.path.abspath(path))
         self.root = (root or find_root(self.abs)).resolve()
@@ -508,10 +511,10 @@ class _Loader:
 
     def choose_upload_limit(self, sections: Mapping[str, Any]) -> int:
         """Gemini models take 7 MB per image, Imagen 10 MB: fit photos under the smaller limit in use."""
-        names: set[str] = set()
+        names: set[str] = set(self.targets)
         defaults: schema.Defaults = sections["defaults"]
         names.update(x for x in (defaults.model, *defaults.model_map.values()) if x)
-        backends: set[str | None] = {defaults.backend}
+        backends: set[str | None] = {defaults.backend, *self.targets}
         for _, job, _ in sections["jobs"]:
             if job is not None:
                 names.update(x for x in (job.model,) if x)

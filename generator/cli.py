@@ -106,13 +106,16 @@ def find_campaign_files(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def load_all(paths: Sequence[str]) -> list[Campaign]:
-    """Load every campaign; raise one InvalidCampaign listing the problems of all of them."""
+def load_all(paths: Sequence[str], targets: Sequence[str] = ()) -> list[Campaign]:
+    """Load every campaign; raise one InvalidCampaign listing the problems of all of them.
+
+    ``targets``: models and backends named on the command line (they decide the photos' upload limit too).
+    """
     campaigns: list[Campaign] = []
     problems: list[Problem] = []
     for file in find_campaign_files(paths):
         try:
-            campaigns.append(load_campaign(file))
+            campaigns.append(load_campaign(file, targets=targets))
         except InvalidCampaign as e:
             problems.extend(e.problems)
     if problems:
@@ -143,6 +146,11 @@ def parse_model_map(items: Sequence[str]) -> dict[str, str]:
                 raise UsageError(f"--model-map {item!r}: unknown model {name!r} (see `campaign models`)")
         out[src.strip()] = dst.strip()
     return out
+
+
+def cli_targets(backend: str | None, model_map: Sequence[str]) -> list[str]:
+    """Models and backends the command line brings in: ``--backend`` and the targets of ``--model-map``."""
+    return [x for x in (backend, *(m.partition("=")[2].strip() for m in model_map)) if x]
 
 
 def plan_options(
@@ -418,7 +426,7 @@ def plan_command(
         show_diff = True
     documents = []
     over = False
-    for campaign in load_all(paths):
+    for campaign in load_all(paths, cli_targets(backend, model_map)):
         planned = plan(campaign, plan_options(campaign, backend, model_map, only))
         jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
         over = over or bool(limit_problems(planned, total))
@@ -505,7 +513,7 @@ def explain(path: str, variant: str, backend: str | None, model_map: tuple[str, 
     """
     from generator.planview import find_variants, render_explain
 
-    campaign = load_campaign(path)
+    campaign = load_campaign(path, targets=cli_targets(backend, model_map))
     planned = plan(campaign, plan_options(campaign, backend, model_map, only))
     found = find_variants(planned, variant)
     if not found:
@@ -606,7 +614,7 @@ def generate(
 
     summaries = []
     complete = True
-    for campaign in load_all(paths):
+    for campaign in load_all(paths, cli_targets(backend, model_map)):
         options = plan_options(campaign, backend, model_map, only)
         backends = BackendPool(campaign, options.endpoint)
         preview_only = (backend or campaign.defaults.backend or "preview") == "preview"

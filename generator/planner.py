@@ -981,7 +981,13 @@ class _VariantBuilder:
                 path("upscale_factor"),
                 f"upscale factor {factor!r} is not offered by {spec.id} (it has: {', '.join(spec.upscale_factors)})",
             )
-        if params.get("mask_mode") == "semantic" and not params.get("mask_classes"):
+        if params.get("mask_mode") == "semantic" and spec.family == "gemini":
+            fail(
+                path("mask_mode"),
+                f'{spec.id} edits by instruction and cannot use mask_mode = "semantic"; use '
+                '"user", "background" or "foreground"',
+            )
+        elif params.get("mask_mode") == "semantic" and not params.get("mask_classes"):
             fail(
                 path("mask_mode"),
                 'mask_mode = "semantic" needs mask_classes = [...] (segmentation class ids)',

@@ -54,7 +54,8 @@ def limit_problems(plan: Plan, total: Estimate) -> list[str]:
 def render_plan_text(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate) -> str:
     """The plan as a summary table per job, then totals, warnings and limits."""
     c = plan.campaign
-    lines = [f"{c.id} - {c.name} ({c.display})", f"backend: {plan.backend}"]
+    used = sorted({r.backend for r in plan.requests.values()}) or [plan.backend]
+    lines = [f"{c.id} - {c.name} ({c.display})", f"backend: {', '.join(used)}"]
     if plan.options.only:
         lines[-1] += " | only: " + " or ".join(s.text for s in plan.options.only)
     rows = [

@@ -400,3 +400,29 @@ def test_command_line_backend_serves_each_model_through_its_own_api(repo: Path) 
         assert got["imagen"] == ("vertex", "imagen-4.0-generate-001")
         assert got["gemini"] == ("gemini", "gemini-2.5-flash-image")
         assert got["default"][1] == default_model
+
+
+def test_semantic_masks_are_refused_for_gemini(repo: Path) -> None:
+    body = """
+    [[jobs]]
+    id = "swap"
+    operation = "bgswap"
+    model = "gemini-2.5-flash-image"
+    prompt = "a kitchen"
+    mask_mode = "semantic"
+    mask_classes = [7]
+    [jobs.matrix]
+    product = ["shoe"]
+    """
+    with pytest.raises(PlanError, match='cannot use mask_mode = "semantic"'):
+        planned(repo, body)
+
+
+def test_plan_header_names_the_backends_requests_use(repo: Path, run_cli) -> None:
+    write_campaign(
+        repo,
+        '[defaults]\nbackend = "vertex"\n[[jobs]]\nid = "a"\noperation = "generate"\n'
+        'model = "imagen-4.0-generate-001"\nprompt = "x"\n',
+    )
+    result = run_cli("plan", "c.toml", "--model-map", "imagen-4.0-generate-001=gemini-2.5-flash-image")
+    assert "backend: gemini\n" in result.out

@@ -129,3 +129,19 @@ def test_photo_over_upload_limit_is_fitted_with_a_notice(data_repo: Path, run_cl
     assert result.code == 0, result.transcript()
     assert result.err.startswith("notice: runtime.toml:6: products[0].images[0]: assets/huge.png: ")
     assert "over the 10.0 MB upload limit; downscaled to " in result.err
+
+
+def test_command_line_targets_choose_the_upload_limit(data_repo: Path) -> None:
+    from PIL import Image
+
+    from generator.campaign import load_campaign
+
+    # 8.5 MB of noise: under Imagen's 10 MB, over Gemini's 7 MB.
+    noise = Image.frombytes("RGB", (1700, 1700), os.urandom(1700 * 1700 * 3))
+    noise.save(data_repo / "assets" / "eight.png", compress_level=1)
+    assert 7 * 2**20 < (data_repo / "assets" / "eight.png").stat().st_size < 10 * 2**20
+    _campaign(data_repo, "assets/eight.png")
+    assert load_campaign("runtime.toml").products["p"].images[0].fitted is None
+    fitted = load_campaign("runtime.toml", targets=["gemini-2.5-flash-image"]).products["p"].images[0]
+    assert fitted.fitted is not None
+    assert "over the 7.0 MB upload limit" in fitted.fitted
