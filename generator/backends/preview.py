@@ -30,7 +30,8 @@ What each operation draws:
   colours; ``inpaint_remove`` fills it from the surrounding pixels; ``outpaint`` puts the photo in
   the middle of a canvas ``canvas_scale`` times larger at the request's aspect ratio, its edges
   extended and blended into the scene. The edited area is the mask (``user``), the product
-  (``foreground``, the default) or the rest (``background``), grown by ``mask_dilation``.
+  (``foreground``, the default; ``semantic`` too) or the rest (``background``), grown by
+  ``mask_dilation``.
 * ``upscale``: the photo resized ``x2``/``x3``/``x4`` with LANCZOS and a mild unsharp mask.
 """
 
@@ -1127,7 +1128,8 @@ def _annotate(image: Image.Image, caption: str) -> None:
 def _encode(image: Image.Image, params: Mapping[str, Any]) -> GeneratedImage:
     buf = io.BytesIO()
     if params.get("output_format") == "jpeg":
-        image.save(buf, format="JPEG", quality=int(params.get("output_quality") or 90))
+        quality = params.get("output_quality")
+        image.save(buf, format="JPEG", quality=90 if quality is None else int(quality))
         return GeneratedImage(buf.getvalue(), "image/jpeg")
     # WebP is asked of the real services as PNG and converted by the executor: the preview does the
     # same.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -136,6 +137,21 @@ def test_each_image_of_a_request_differs() -> None:
     assert len({i.tobytes() for i in images}) == 4
     for a, b in itertools.pairwise(images):
         assert ImageStat.Stat(ImageChops.difference(a, b).convert("L")).mean[0] > 3
+
+
+def test_concurrent_calls_give_the_same_bytes_as_one_at_a_time() -> None:
+    """The executor calls ``generate`` from several worker threads at once."""
+    requests = [
+        make_request("recontext", RECONTEXT, inputs=[("product", product)], key=f"{n:032d}")
+        for n, product in enumerate([samples.shoe(), samples.mug(), samples.bottle()] * 2)
+    ]
+    backend = PreviewBackend()
+    serial = [backend.generate(r, d).images for r, d in requests]
+
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda rd: backend.generate(*rd).images, requests))
+
+    assert threaded == serial
 
 
 def test_another_request_key_gives_another_scene() -> None:
