@@ -357,11 +357,12 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
         height += max(1, round(height * 0.1))
     best = _distinct(candidates, 4)
     previous = scale
-    for side, radius, height_radius, keep in ((64, 2, 4, 3), (128, 2, 2, 1)):
-        scale = min(1.0, side / max(source.size))
-        best = _grid(level(side), best, scale / previous, radius, height_radius, keep)
-        previous = scale
     check = level(128)
+    for current, mode, height_radius, keep in ((64, "L", 4, 3), (128, "RGB", 2, 1)):
+        scale = min(1.0, current / max(source.size))
+        at = check if current == 128 else level(current, mode)
+        best = _grid(at, best, scale / previous, 2, height_radius, keep)
+        previous = scale
     if (
         not best
         or best[0].sad > MATCH_MAX_MAD
