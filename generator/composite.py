@@ -318,9 +318,10 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
 
     Coarse to fine. At 40 px, every size from 25% to 100% of the result's height at every other
     position, in colour (colour tells a red mug from a grey wall of the same brightness); the best
-    few are refined at 64 px and 128 px over nearby positions and sizes, and the best match at 128
-    px is accepted or rejected (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`); an
-    accepted match is refined in grey at 256 and 512 px so the paste lands within a pixel or two.
+    few are refined over nearby positions and sizes at 64 px (grey) and 128 px (colour), where the
+    best match is accepted or rejected (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`);
+    an accepted match is refined in grey at 256 and 512 px so the paste lands within a pixel or
+    two. About 100 ms for a 1024 px result on one core.
     Products under a quarter of the frame's height are not looked for.
     """
     bbox = mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
