@@ -1101,11 +1101,17 @@ def _caption_height(width: int, height: int) -> int:
     return max(12, round(min(width, height) * 0.034))
 
 
-def _annotate(image: Image.Image, caption: str) -> None:
-    """A caption band with the start of the prompt and a small PREVIEW mark (in place)."""
+def _annotate(image: Image.Image, caption: str, keep: Image.Image | None = None) -> None:
+    """A caption band with the start of the prompt and a small PREVIEW mark (in place).
+
+    ``keep`` (white = pixels that will be put back on top, e.g. a background swap's product) moves
+    the band to the top and the mark to another corner when the product would hide them.
+    """
     w, h = image.size
     band = _caption_height(w, h)
     region = (0, h - band, w, h)
+    if keep is not None and _covered(keep, region) > _covered(keep, (0, 0, w, band)):
+        region = (0, 0, w, band)
     image.paste(ImageEnhance.Brightness(image.crop(region)).enhance(0.4), region[:2])
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=max(8, round(band * 0.55)))
@@ -1115,14 +1121,28 @@ def _annotate(image: Image.Image, caption: str) -> None:
         text = text[: CAPTION_CHARS - 1].rstrip() + "…"
     while text and font.getlength(text) > w - 2 * pad:
         text = text[:-2].rstrip() + "…"
-    draw.text((pad, h - band / 2), text, font=font, fill=(242, 242, 242), anchor="lm")
+    middle = (region[1] + region[3]) / 2
+    draw.text((pad, middle), text, font=font, fill=(242, 242, 242), anchor="lm")
     mark = ImageFont.load_default(size=max(8, round(min(w, h) * 0.016)))
     label = "PREVIEW"
     left, top, right, bottom = (round(v) for v in mark.getbbox(label))
     mpad = max(3, round(min(w, h) * 0.008))
-    box = (w - (right - left) - 3 * mpad, mpad, w - mpad, mpad + (bottom - top) + 2 * mpad)
+    mw, mh = (right - left) + 2 * mpad, (bottom - top) + 2 * mpad
+    top_y = mpad + (band if region[1] == 0 else 0)
+    low_y = h - mh - mpad - (band if region[1] > 0 else 0)
+    corners = [(w - mw - mpad, top_y), (mpad, top_y), (w - mw - mpad, low_y), (mpad, low_y)]
+    x, y = corners[0]
+    if keep is not None:
+        x, y = min(corners, key=lambda c: _covered(keep, (c[0], c[1], c[0] + mw, c[1] + mh)))
+    box = (x, y, x + mw, y + mh)
     image.paste(ImageEnhance.Brightness(image.crop(box)).enhance(0.55), box[:2])
-    draw.text((box[0] + mpad - left, box[1] + mpad - top), label, font=mark, fill=(236, 236, 236))
+    draw.text((x + mpad - left, y + mpad - top), label, font=mark, fill=(236, 236, 236))
+
+
+def _covered(mask: Image.Image, box: tuple[int, int, int, int]) -> float:
+    """The fraction of ``box`` where ``mask`` is white."""
+    region = mask.crop(box)
+    return region.histogram()[255] / max(1, region.width * region.height)
 
 
 def _encode(image: Image.Image, params: Mapping[str, Any]) -> GeneratedImage:
@@ -1327,7 +1347,9 @@ class _Draft:
             edge = ImageChops.lighter(keep, keep.filter(ImageFilter.GaussianBlur(1)))
         foreground = self.params.get("mask_mode") == "foreground"
         if not foreground:
-            _annotate(out, self.caption(out.size))  # under the product: its pixels stay exact
+            # Drawn before the product goes back on top, away from it where possible: the product's
+            # pixels stay exact.
+            _annotate(out, self.caption(out.size), keep.point(lambda v: 255 if v else 0))
         out.paste(raw.convert("RGB"), (0, 0), edge)
         if foreground:
             _annotate(out, self.caption(out.size))

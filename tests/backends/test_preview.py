@@ -87,6 +87,11 @@ def count_near(image: Image.Image, colour: RGB, tolerance: int) -> int:
     return sum(worst.histogram()[: tolerance + 1])
 
 
+def bright(image: Image.Image) -> int:
+    """Pixels light enough to be the mark's or the caption's letters."""
+    return sum(image.convert("L").histogram()[190:])
+
+
 def masked_difference(
     a: Image.Image, b: Image.Image, mask: Image.Image
 ) -> tuple[int, int, int, int] | None:
@@ -505,6 +510,28 @@ def test_every_image_carries_the_preview_mark_and_a_caption_band(prompt: str) ->
     assert (
         count_near(band.crop((0, 0, w // 2, 30)).convert("RGB"), (242, 242, 242), 20) > 100
     )  # text
+
+
+def test_bgswap_moves_the_mark_and_caption_away_from_the_product() -> None:
+    """A product filling the right half and the bottom hides neither the mark nor the caption."""
+    photo = Image.new("RGB", (600, 400), (240, 240, 238))
+    mask = Image.new("L", (600, 400), 0)
+    mask.paste(255, (300, 0, 600, 400))
+    mask.paste(255, (0, 330, 600, 400))
+    photo.paste((180, 40, 40), (0, 0), mask)
+    request, data = make_request(
+        "bgswap",
+        CAPABILITY,
+        prompt="on a city street",
+        inputs=[("raw", photo), ("mask", mask)],
+        mask_mode="user",
+    )
+
+    out = run(request, data)[0]
+
+    assert masked_difference(out, photo, mask) is None
+    assert bright(out.crop((0, 20, 60, 40))) > 10  # the mark, top left, below the caption
+    assert bright(out.crop((0, 0, 300, 14))) > 20  # the caption, on top
 
 
 def test_jpeg_is_returned_when_asked_with_its_quality() -> None:
