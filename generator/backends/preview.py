@@ -482,8 +482,8 @@ def _paint(scene: Scene) -> Image.Image:
         scene.light_colour,
         scene.light_strength,
     )
-    falloff = _across(w, h, scene.light_x).point(lambda v: 214 + round(v * 0.16))
     if abs(scene.light_x - 0.5) > 0.1:
+        falloff = _across(w, h, scene.light_x).point(lambda v: 214 + round(v * 0.16))
         image = ImageChops.multiply(image, Image.merge("RGB", (falloff, falloff, falloff)))
     vignette = _RADIAL.resize((round(w * 1.5), round(h * 1.5))).crop(
         (round(w * 0.25), round(h * 0.25), round(w * 0.25) + w, round(h * 0.25) + h)
