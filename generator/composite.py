@@ -254,6 +254,7 @@ class _Candidate:
     y: int
     height: int  # template height, in pixels of the level
     sad: float  # masked mean absolute difference
+    rank: float  # sad / the template's contrast at this size: lower is a better match
 
 
 class _Level:
@@ -274,6 +275,7 @@ class _Level:
         ).convert(mode)
         self.mask = mask.resize(small, Image.Resampling.BOX) if fit < 1 else mask
         self.templates: dict[int, tuple[Image.Image, Image.Image, int]] = {}
+        self.contrasts: dict[int, float] = {}
 
     def template(self, height: int) -> tuple[Image.Image, Image.Image, int]:
         cached = self.templates.get(height)
@@ -289,10 +291,26 @@ class _Level:
 
     def contrast(self, height: int) -> float:
         """The template's mean absolute deviation from its mean: what a flat patch would score."""
-        colour, mask, _ = self.template(height)
-        mean = ImageStat.Stat(colour, mask).mean
-        flat = Image.new(colour.mode, colour.size, tuple(round(v) for v in mean))
-        return float(ImageStat.Stat(ImageChops.difference(colour, flat).convert("L"), mask).mean[0])
+        cached = self.contrasts.get(height)
+        if cached is None:
+            colour, mask, _ = self.template(height)
+            mean = ImageStat.Stat(colour, mask).mean
+            flat = Image.new(colour.mode, colour.size, tuple(round(v) for v in mean))
+            diff = ImageChops.difference(colour, flat).convert("L")
+            cached = self.contrasts[height] = float(ImageStat.Stat(diff, mask).mean[0])
+        return cached
+
+    def candidate(self, x: int, y: int, height: int) -> _Candidate | None:
+        """The template at (x, y), scored, or None if it does not fit.
+
+        Candidates are ranked by their error relative to the template's contrast at that size, not
+        by the raw error: a small template of a plain product also fits *inside* the product's own
+        flat body, with a low raw error but a lower contrast to explain.
+        """
+        sad = self.score(x, y, height)
+        if sad is None:
+            return None
+        return _Candidate(x, y, height, sad, sad / max(1.0, self.contrast(height)))
 
     def score(self, x: int, y: int, height: int) -> float | None:
         """Masked mean absolute difference with the template at (x, y); None if it does not fit."""
@@ -318,10 +336,11 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
 
     Coarse to fine. At 40 px, every size from 25% to 100% of the result's height at every other
     position, in colour (colour tells a red mug from a grey wall of the same brightness); the best
-    few are refined over nearby positions and sizes at 64 px (grey) and 128 px (colour), where the
-    best match is accepted or rejected (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`);
-    an accepted match is refined in grey at 256 and 512 px so the paste lands within a pixel or
-    two. About 100 ms for a 1024 px result on one core.
+    few (ranked by error relative to contrast, see :meth:`_Level.candidate`) are refined over
+    nearby positions and sizes at 64 px (grey) and 128 px (colour), where the best match is
+    accepted or rejected (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`); an accepted
+    match is refined in grey at 256 and 512 px so the paste lands within a few pixels. About
+    100 ms for a 1024 px result on one core.
     Products under a quarter of the frame's height are not looked for.
     """
     bbox = mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
@@ -352,9 +371,9 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
         width = round(height * coarse.aspect)
         for y in range(0, coarse.size[1] - height + 1, 2):
             for x in range(0, coarse.size[0] - width + 1, 2):
-                sad = coarse.score(x, y, height)
-                if sad is not None:
-                    candidates.append(_Candidate(x, y, height, sad))
+                found = coarse.candidate(x, y, height)
+                if found is not None:
+                    candidates.append(found)
         height += max(1, round(height * 0.1))
     best = _distinct(candidates, 4)
     previous = scale
@@ -371,11 +390,13 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
     ):
         return None
     mad = best[0].sad
-    for side, radius in ((256, 2), (512, 1)):
+    # The size is the loosest estimate (a plain product scores almost the same a pixel or two
+    # smaller): search it wider than the position.
+    for side, radius, height_radius in ((256, 2, 4), (512, 1, 2)):
         scale = min(1.0, side / max(source.size))
         if scale <= previous:
             break
-        best = _grid(level(side, "L"), best, scale / previous, radius, radius, 1)
+        best = _grid(level(side, "L"), best, scale / previous, radius, height_radius, 1)
         previous = scale
     top = best[0]
     left, upper = round(top.x / previous), round(top.y / previous)
@@ -403,16 +424,16 @@ def _grid(
             by = round(cy - (height - ch) / 2)
             for dy in range(-radius, radius + 1):
                 for dx in range(-radius, radius + 1):
-                    sad = level.score(bx + dx, by + dy, height)
-                    if sad is not None:
-                        found.append(_Candidate(bx + dx, by + dy, height, sad))
+                    candidate = level.candidate(bx + dx, by + dy, height)
+                    if candidate is not None:
+                        found.append(candidate)
     return _distinct(found, keep)
 
 
 def _distinct(candidates: list[_Candidate], keep: int) -> list[_Candidate]:
     """The best ``keep`` candidates, skipping near-duplicates of a better one."""
     out: list[_Candidate] = []
-    for c in sorted(candidates, key=lambda c: (c.sad, c.y, c.x, c.height)):
+    for c in sorted(candidates, key=lambda c: (c.rank, c.y, c.x, c.height)):
         if all(
             abs(c.x - o.x) > 2 or abs(c.y - o.y) > 2 or abs(c.height - o.height) > 2 for o in out
         ):

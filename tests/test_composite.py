@@ -133,7 +133,11 @@ def place(scene: Image.Image, product: Image.Image, box: tuple[int, int, int, in
     [
         ("shoe", (100, 300, 945, 860)),
         ("bottle", (600, 80, 728, 380)),
+        ("bottle", (405, 164, 751, 975)),
         ("mug", (300, 200, 979, 840)),
+        # A plain product, large: a small copy of it also fits inside its own flat body.
+        ("mug", (191, 224, 942, 932)),
+        ("candle", (40, 60, 601, 960)),
     ],
 )
 def test_recontext_locates_the_product_where_the_model_put_it(
