@@ -336,11 +336,11 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
 
     Coarse to fine. At 40 px, every size from 25% to 100% of the result's height at every other
     position, in colour (colour tells a red mug from a grey wall of the same brightness); the best
-    few (ranked by error relative to contrast, see :meth:`_Level.candidate`) are refined over
-    nearby positions and sizes at 64 px (grey) and 128 px (colour), where the best match is
-    accepted or rejected (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`); an accepted
-    match is refined in grey at 256 and 512 px so the paste lands within a few pixels. About
-    100 ms for a 1024 px result on one core.
+    few (ranked by error relative to contrast, see :meth:`_Level.candidate`) are refined in grey
+    over nearby positions and sizes at 64 and 128 px; the best is accepted or rejected in colour at
+    128 px (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`), then refined in grey at 256
+    and 512 px so the paste lands within a few pixels. About 100 ms for a 1024 px result on one
+    core.
     Products under a quarter of the frame's height are not looked for.
     """
     bbox = mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
@@ -377,19 +377,21 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
         height += max(1, round(height * 0.1))
     best = _distinct(candidates, 4)
     previous = scale
-    check = level(128)
-    for current, mode, height_radius, keep in ((64, "L", 4, 3), (128, "RGB", 2, 1)):
+    for current, height_radius, keep in ((64, 4, 3), (128, 2, 1)):
         scale = min(1.0, current / max(source.size))
-        at = check if current == 128 else level(current, mode)
-        best = _grid(at, best, scale / previous, 2, height_radius, keep)
+        best = _grid(level(current, "L"), best, scale / previous, 2, height_radius, keep)
         previous = scale
+    if not best:
+        return None
+    # Accept or reject in colour: grey alone would take a red mug for a green one.
+    check = level(128)
+    mad = check.score(best[0].x, best[0].y, best[0].height)
     if (
-        not best
-        or best[0].sad > MATCH_MAX_MAD
-        or (best[0].sad > MATCH_MAX_CONTRAST_RATIO * check.contrast(best[0].height))
+        mad is None
+        or mad > MATCH_MAX_MAD
+        or mad > MATCH_MAX_CONTRAST_RATIO * check.contrast(best[0].height)
     ):
         return None
-    mad = best[0].sad
     # The size is the loosest estimate (a plain product scores almost the same a pixel or two
     # smaller): search it wider than the position.
     for side, radius, height_radius in ((256, 2, 4), (512, 1, 2)):
