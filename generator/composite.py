@@ -53,9 +53,7 @@ def has_alpha(image: Image.Image) -> bool:
     return isinstance(low, int) and low < 255
 
 
-def product_mask(
-    image: Image.Image, mask: Image.Image | None = None
-) -> tuple[Image.Image, MaskSource]:
+def product_mask(image: Image.Image, mask: Image.Image | None = None) -> tuple[Image.Image, MaskSource]:
     """The product mask of a photo (``L``, white = product) and where it came from.
 
     A cut-out's alpha channel wins (it is the most precise); then ``mask`` (a mask file, resized to
@@ -155,9 +153,7 @@ def grow_mask(mask: Image.Image, fraction: float) -> Image.Image:
     # Large radii on a large image: dilate a downscaled copy; the grown edge may be a few pixels
     # coarse.
     factor = max(1, radius // 8)
-    small = binary.resize(
-        (max(1, mask.width // factor), max(1, mask.height // factor)), Image.Resampling.BOX
-    )
+    small = binary.resize((max(1, mask.width // factor), max(1, mask.height // factor)), Image.Resampling.BOX)
     grown = _dilate(small.point(lambda v: 255 if v > 0 else 0), max(1, round(radius / factor)))
     return ImageChops.lighter(binary, grown.resize(mask.size, Image.Resampling.NEAREST))
 
@@ -211,14 +207,10 @@ def composite_product(
         out = _paste(result.convert("RGB"), crop, crop_mask, (box[0], box[1]))
         where = f"at {box[0]},{box[1]} {size[0]}x{size[1]}, match MAD {match.mad:.1f}"
         return out, f"{NOTE_COMPOSITED} {where}"
-    raise ValueError(
-        f"composite_product: operation must be 'bgswap' or 'recontext', not {operation!r}"
-    )
+    raise ValueError(f"composite_product: operation must be 'bgswap' or 'recontext', not {operation!r}")
 
 
-def _paste(
-    out: Image.Image, product: Image.Image, mask: Image.Image, at: tuple[int, int]
-) -> Image.Image:
+def _paste(out: Image.Image, product: Image.Image, mask: Image.Image, at: tuple[int, int]) -> Image.Image:
     # A cut-out's transparent pixels may hold any colour (often black): flatten it over the result
     # first, so the feathered edge blends into the new background rather than into that colour.
     region = out.crop((at[0], at[1], at[0] + product.width, at[1] + product.height))
@@ -260,9 +252,7 @@ class _Candidate:
 class _Level:
     """The result and the product template at one working size (RGB to search, L to refine)."""
 
-    def __init__(
-        self, image: Image.Image, product: Image.Image, mask: Image.Image, mode: str
-    ) -> None:
+    def __init__(self, image: Image.Image, product: Image.Image, mask: Image.Image, mode: str) -> None:
         self.size = image.size
         self.image = image.convert(mode)
         self.aspect = product.width / product.height
@@ -270,9 +260,7 @@ class _Level:
         # size.
         fit = min(1.0, 2 * self.size[1] / product.height)
         small = (max(1, round(product.width * fit)), max(1, round(product.height * fit)))
-        self.product = (
-            product.resize(small, Image.Resampling.BOX) if fit < 1 else product
-        ).convert(mode)
+        self.product = (product.resize(small, Image.Resampling.BOX) if fit < 1 else product).convert(mode)
         self.mask = mask.resize(small, Image.Resampling.BOX) if fit < 1 else mask
         self.templates: dict[int, tuple[Image.Image, Image.Image, int]] = {}
         self.contrasts: dict[int, float] = {}
@@ -282,9 +270,7 @@ class _Level:
         if cached is None:
             size = (max(1, round(height * self.aspect)), height)
             colour = self.product.resize(size, Image.Resampling.BOX)
-            mask = self.mask.resize(size, Image.Resampling.BOX).point(
-                lambda v: 255 if v >= 192 else 0
-            )
+            mask = self.mask.resize(size, Image.Resampling.BOX).point(lambda v: 255 if v >= 192 else 0)
             count = mask.histogram()[255]
             cached = self.templates[height] = (colour, mask, count)
         return cached
@@ -317,13 +303,7 @@ class _Level:
         if height < 4:
             return None
         colour, mask, count = self.template(height)
-        if (
-            count == 0
-            or x < 0
-            or y < 0
-            or x + colour.width > self.size[0]
-            or y + height > self.size[1]
-        ):
+        if count == 0 or x < 0 or y < 0 or x + colour.width > self.size[0] or y + height > self.size[1]:
             return None
         diff = ImageChops.difference(self.image.crop((x, y, x + colour.width, y + height)), colour)
         # The luma of the channel differences: one 256-bin histogram to sum instead of three.
@@ -386,11 +366,7 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
     # Accept or reject in colour: grey alone would take a red mug for a green one.
     check = level(128)
     mad = check.score(best[0].x, best[0].y, best[0].height)
-    if (
-        mad is None
-        or mad > MATCH_MAX_MAD
-        or mad > MATCH_MAX_CONTRAST_RATIO * check.contrast(best[0].height)
-    ):
+    if mad is None or mad > MATCH_MAX_MAD or mad > MATCH_MAX_CONTRAST_RATIO * check.contrast(best[0].height):
         return None
     # The size is the loosest estimate (a plain product scores almost the same a pixel or two
     # smaller): search it wider than the position.
@@ -436,9 +412,7 @@ def _distinct(candidates: list[_Candidate], keep: int) -> list[_Candidate]:
     """The best ``keep`` candidates, skipping near-duplicates of a better one."""
     out: list[_Candidate] = []
     for c in sorted(candidates, key=lambda c: (c.rank, c.y, c.x, c.height)):
-        if all(
-            abs(c.x - o.x) > 2 or abs(c.y - o.y) > 2 or abs(c.height - o.height) > 2 for o in out
-        ):
+        if all(abs(c.x - o.x) > 2 or abs(c.y - o.y) > 2 or abs(c.height - o.height) > 2 for o in out):
             out.append(c)
             if len(out) == keep:
                 break

@@ -98,9 +98,7 @@ def test_bgswap_composite_of_a_cutout_uses_its_alpha_and_blends_its_edge() -> No
     assert note == NOTE_COMPOSITED
     assert mean_difference(out, product, opaque) == 0
     # The cut-out's transparent pixels never come back as black.
-    edge = ImageChops.subtract(
-        product.getchannel("A").filter(ImageFilter.MaxFilter(5)), product.getchannel("A")
-    )
+    edge = ImageChops.subtract(product.getchannel("A").filter(ImageFilter.MaxFilter(5)), product.getchannel("A"))
     assert ImageStat.Stat(out.convert("L"), edge.point(lambda v: 255 if v else 0)).mean[0] > 60
 
 
@@ -140,9 +138,7 @@ def place(scene: Image.Image, product: Image.Image, box: tuple[int, int, int, in
         ("candle", (40, 60, 601, 960)),
     ],
 )
-def test_recontext_locates_the_product_where_the_model_put_it(
-    name: str, box: tuple[int, int, int, int]
-) -> None:
+def test_recontext_locates_the_product_where_the_model_put_it(name: str, box: tuple[int, int, int, int]) -> None:
     product = samples.PRODUCTS[name]()
     result = place(background(1024, 1024, 5), product, box)
 
@@ -176,9 +172,7 @@ def without_the_shoe(kind: str) -> Image.Image:
     if kind == "another-product":
         return place(scene, samples.bottle(), (300, 200, 560, 800))
     if kind == "mirrored":  # re-posed: the template matching does not look for mirrored products
-        return place(
-            scene, samples.shoe().transpose(Image.Transpose.FLIP_LEFT_RIGHT), (100, 300, 945, 860)
-        )
+        return place(scene, samples.shoe().transpose(Image.Transpose.FLIP_LEFT_RIGHT), (100, 300, 945, 860))
     return scene
 
 

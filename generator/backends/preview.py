@@ -238,13 +238,9 @@ _BRIGHT = ("bright", "airy", "sunny", "sunlit", "daylight", "clean")
 _MONO = ("noir", "black and white", "monochrome")
 _VIVID = ("vibrant", "saturated", "bold", "colorful", "colourful")
 _MUTED = ("muted", "minimal", "minimalist", "pastel", "soft")
-_LIGHT_SIDE = re.compile(
-    r"\b(?:from|on)\s+(?:the\s+)?(left|right)\b|\b(left|right)[- ](?:side|lit)\b"
-)
+_LIGHT_SIDE = re.compile(r"\b(?:from|on)\s+(?:the\s+)?(left|right)\b|\b(left|right)[- ](?:side|lit)\b")
 # "a pink backdrop", "a sage green wall": a colour word one or two words before a backdrop.
-_BACKDROP = re.compile(
-    rf"\b({'|'.join(_COLOURS)}) (?:[a-z]+ )?(?:backdrop|background|wall|walls|sweep|paper)\b"
-)
+_BACKDROP = re.compile(rf"\b({'|'.join(_COLOURS)}) (?:[a-z]+ )?(?:backdrop|background|wall|walls|sweep|paper)\b")
 _LIGHT_CENTRE = ("backlit", "from behind", "overhead", "top-down", "top down")
 
 # Placeholder proportions (width / height) for the product a generate prompt names.
@@ -375,9 +371,7 @@ def plan_scene(
     elif has(_MUTED):
         palette = [_mix(_saturate(c, 0.6), (236, 234, 230), 0.12) for c in palette]
     palette = [_hue(c, hue) for c in palette]
-    accents = tuple(
-        _hue(c, hue) for c in (colours + theme.accents if theme.name == "garden" else theme.accents)
-    )
+    accents = tuple(_hue(c, hue) for c in (colours + theme.accents if theme.name == "garden" else theme.accents))
 
     side = _LIGHT_SIDE.search(prompt.lower())
     if side:
@@ -511,15 +505,11 @@ def _column(height: int, stops: Sequence[tuple[int, RGB]]) -> Image.Image:
 
 def _across(width: int, height: int, light_x: float) -> Image.Image:
     """A horizontal ramp, 255 on the light's side and 0 on the other."""
-    ramp = Image.linear_gradient("L").rotate(
-        -90 if light_x < 0.5 else 90
-    )  # 0 at the top -> 0 on the far side
+    ramp = Image.linear_gradient("L").rotate(-90 if light_x < 0.5 else 90)  # 0 at the top -> 0 on the far side
     return ramp.resize((width, height), Image.Resampling.BILINEAR)
 
 
-def _glow(
-    image: Image.Image, centre: tuple[int, int], radius: int, colour: RGB, strength: float
-) -> None:
+def _glow(image: Image.Image, centre: tuple[int, int], radius: int, colour: RGB, strength: float) -> None:
     """Lighten ``image`` toward ``colour`` around ``centre`` with a smooth falloff (in place)."""
     if radius < 1 or strength <= 0:
         return
@@ -545,16 +535,12 @@ _RADIAL = _radial()
 Painter = Callable[[Image.Image, ImageDraw.ImageDraw, Scene, random.Random, int], None]
 
 
-def _studio(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _studio(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     _glow(image, (round(0.5 * w), round(0.42 * h)), round(0.45 * h), (255, 255, 255), 0.35)
 
 
-def _beach(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _beach(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     sea_top = hy - round(0.1 * h)
     sea = _mix(scene.sky[1], scene.accents[0], 0.6)
@@ -569,9 +555,7 @@ def _beach(
         )
     # Wet sand and the foam line where the waves end.
     draw.rectangle((0, hy, w, hy + round(0.05 * h)), fill=_shade(scene.floor[0], 0.86))
-    points = [
-        (x, hy + round(0.05 * h + 3 * math.sin(x / 9 + rng.random()))) for x in range(0, w + 8, 8)
-    ]
+    points = [(x, hy + round(0.05 * h + 3 * math.sin(x / 9 + rng.random()))) for x in range(0, w + 8, 8)]
     draw.line(points, fill=(248, 248, 242), width=2)
     for _ in range(24):
         x, y = rng.randint(0, w), rng.randint(hy + round(0.08 * h), h)
@@ -588,9 +572,7 @@ def _trees(
 ) -> None:
     w, h = image.size
     dark = colour or scene.accents[0]
-    for layer, (count, tall, amount) in enumerate(
-        ((14, 0.16, 0.35), (10, 0.26, 0.62), (6, 0.42, 0.88))
-    ):
+    for layer, (count, tall, amount) in enumerate(((14, 0.16, 0.35), (10, 0.26, 0.62), (6, 0.42, 0.88))):
         tone = _mix(scene.sky[1], dark, amount)
         for _ in range(count):
             x = rng.uniform(-0.05, 1.05) * w
@@ -616,9 +598,7 @@ def _trees(
         )
 
 
-def _city(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _city(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     x = -rng.randint(0, 20)
     while x < w:
@@ -649,9 +629,7 @@ def _city(
         draw.line((vx, hy, vx + t * w, h), fill=_shade(scene.floor[0], 1.25), width=1)
 
 
-def _kitchen(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _kitchen(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     tile = max(6, round(0.07 * min(w, h)))
     line = _shade(scene.sky[1], 0.93)
@@ -688,9 +666,7 @@ def _kitchen(
         )
 
 
-def _snow(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _snow(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     _trees(image, draw, scene, rng, hy, colour=(70, 96, 110))
     for k in range(3):
@@ -705,21 +681,15 @@ def _snow(
         draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 255))
 
 
-def _hearth(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _hearth(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     if scene.has("fireplace", "hearth", "cabin", "living room"):
         fx = round(min(0.82, max(0.18, scene.light_x)) * w)
         fw, fh = round(0.17 * w), round(0.26 * h)
         stone = _mix(scene.sky[1], (150, 140, 130), 0.5)
         draw.rectangle((fx - fw - 6, hy - fh - 10, fx + fw + 6, hy), fill=stone)
-        draw.rectangle(
-            (fx - fw - 12, hy - fh - 16, fx + fw + 12, hy - fh - 10), fill=_shade(stone, 0.8)
-        )
-        draw.rounded_rectangle(
-            (fx - fw + 6, hy - fh + 8, fx + fw - 6, hy), radius=8, fill=(30, 18, 14)
-        )
+        draw.rectangle((fx - fw - 12, hy - fh - 16, fx + fw + 12, hy - fh - 10), fill=_shade(stone, 0.8))
+        draw.rounded_rectangle((fx - fw + 6, hy - fh + 8, fx + fw - 6, hy), radius=8, fill=(30, 18, 14))
         _glow(image, (fx, hy - fh // 4), round(0.14 * h), (255, 150, 60), 1.0)
         _glow(image, (fx, hy - fh // 3), round(0.4 * h), (255, 170, 90), 0.35)
     for _ in range(12):  # candles and string lights, out of focus
@@ -738,9 +708,7 @@ def _hearth(
         y += round(gap)
 
 
-def _marble(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _marble(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     for k in range(9):
         on_floor = k % 3 != 0
@@ -750,14 +718,10 @@ def _marble(
             x += rng.uniform(6, 16)
             y += rng.uniform(-4, 4) if on_floor else rng.uniform(-6, 6)
             points.append((x, y))
-        draw.line(
-            points, fill=_mix(scene.floor[0], scene.accents[0], rng.uniform(0.3, 0.6)), width=1
-        )
+        draw.line(points, fill=_mix(scene.floor[0], scene.accents[0], rng.uniform(0.3, 0.6)), width=1)
 
 
-def _mountain(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _mountain(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     for layer, (tall, amount) in enumerate(((0.3, 0.35), (0.2, 0.7))):
         tone = _mix(scene.sky[1], scene.accents[layer], amount)
@@ -767,9 +731,7 @@ def _mountain(
             points.append((x, peak))
             if layer == 0:  # snow caps on the far range
                 cap = (hy - peak) * 0.18
-                draw.polygon(
-                    [(x, peak), (x - cap, peak + cap), (x + cap, peak + cap)], fill=(246, 248, 252)
-                )
+                draw.polygon([(x, peak), (x - cap, peak + cap), (x + cap, peak + cap)], fill=(246, 248, 252))
             x += rng.uniform(0.12, 0.25) * w
             points.append((x, hy - rng.uniform(0.1, 0.35) * tall * h))
             x += rng.uniform(0.08, 0.16) * w
@@ -778,9 +740,7 @@ def _mountain(
         if layer == 0:
             for px, py in points[1::2]:
                 cap = (hy - py) * 0.16
-                draw.polygon(
-                    [(px, py), (px - cap, py + cap), (px + cap, py + cap)], fill=(246, 248, 252)
-                )
+                draw.polygon([(px, py), (px - cap, py + cap), (px + cap, py + cap)], fill=(246, 248, 252))
     if scene.has("lake", "river", "water", "reflection"):
         lake = _mix(scene.sky[1], (70, 120, 160), 0.35)
         draw.rectangle((0, hy, w, hy + round(0.12 * h)), fill=lake)
@@ -789,9 +749,7 @@ def _mountain(
             draw.line((x - 20, y, x + 20, y), fill=_mix(lake, (255, 255, 255), 0.3))
 
 
-def _garden(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _garden(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     for _ in range(18):
         cx, r = rng.uniform(-0.05, 1.05) * w, rng.uniform(0.05, 0.12) * h
@@ -803,9 +761,7 @@ def _garden(
         draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=colour)
 
 
-def _desert(
-    image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int
-) -> None:
+def _desert(image: Image.Image, draw: ImageDraw.ImageDraw, scene: Scene, rng: random.Random, hy: int) -> None:
     w, h = image.size
     for k in range(3):
         cx, rx, ry = rng.uniform(0, 1) * w, rng.uniform(0.5, 0.8) * w, (0.06 + 0.025 * k) * h
@@ -839,9 +795,7 @@ def _cutout(image: Image.Image, mask: Image.Image | None = None) -> tuple[Image.
     """The product alone (RGBA, cropped to it), cut out by :func:`product_mask`."""
     m, source = product_mask(image, mask)
     if source != "alpha":
-        m = m.filter(
-            ImageFilter.GaussianBlur(0.7)
-        )  # binary masks: soften the staircase edge a little
+        m = m.filter(ImageFilter.GaussianBlur(0.7))  # binary masks: soften the staircase edge a little
     rgba = image.convert("RGB").convert("RGBA")
     rgba.putalpha(m)
     bbox = m.point(lambda v: 255 if v >= 24 else 0).getbbox()
@@ -879,9 +833,7 @@ def _stage(scene: Scene, objects: Sequence[Image.Image], height: float = 0.6) ->
     return out
 
 
-def _shadow(
-    small: Image.Image, alpha: Image.Image, at: tuple[int, int], k: float, scene: Scene
-) -> Image.Image:
+def _shadow(small: Image.Image, alpha: Image.Image, at: tuple[int, int], k: float, scene: Scene) -> Image.Image:
     """Darken the working-size canvas under an object: a contact shadow at its base and a soft
     shadow cast along the floor away from the light (the silhouette squashed and sheared)."""
     sw = max(2, round(alpha.width * k))
@@ -983,11 +935,7 @@ def _diffuse(image: Image.Image, known: Image.Image) -> Image.Image:
     The unknown area starts at the known pixels' mean colour; blurs of decreasing radius, each
     followed by putting the known pixels back, let the edges' colours flow inward smoothly.
     """
-    mean = (
-        tuple(round(v) for v in ImageStat.Stat(image, known).mean)
-        if known.getbbox()
-        else (128, 128, 128)
-    )
+    mean = tuple(round(v) for v in ImageStat.Stat(image, known).mean) if known.getbbox() else (128, 128, 128)
     out = Image.composite(image, Image.new("RGB", image.size, mean), known)
     radius = max(image.size) / 6
     while radius >= 1:
@@ -998,9 +946,7 @@ def _diffuse(image: Image.Image, known: Image.Image) -> Image.Image:
 
 def _small(image: Image.Image, side: int = 160) -> Image.Image:
     k = min(1.0, side / max(image.size))
-    return image.resize(
-        (max(1, round(image.width * k)), max(1, round(image.height * k))), Image.Resampling.BOX
-    )
+    return image.resize((max(1, round(image.width * k)), max(1, round(image.height * k))), Image.Resampling.BOX)
 
 
 def _inpaint_remove(raw: Image.Image, area: Image.Image) -> Image.Image:
@@ -1015,21 +961,15 @@ def _inpaint_insert(raw: Image.Image, area: Image.Image, scene: Scene) -> Image.
     """A shaded blob in the prompt's colour filling the edited area, darker toward its edges."""
     colour = scene.colours[0] if scene.colours else scene.accents[0]
     w, h = raw.size
-    fill = ImageOps.colorize(
-        _across(w, h, scene.light_x), _shade(colour, 0.6), _mix(colour, (255, 255, 255), 0.3)
-    )
+    fill = ImageOps.colorize(_across(w, h, scene.light_x), _shade(colour, 0.6), _mix(colour, (255, 255, 255), 0.3))
     small = _small(area, 256)
-    depth = small.filter(ImageFilter.GaussianBlur(max(small.size) / 30)).resize(
-        (w, h), Image.Resampling.BILINEAR
-    )
+    depth = small.filter(ImageFilter.GaussianBlur(max(small.size) / 30)).resize((w, h), Image.Resampling.BILINEAR)
     depth = depth.point(lambda v: 150 + round(v * 105 / 255))
     fill = ImageChops.multiply(fill, Image.merge("RGB", (depth, depth, depth)))
     return Image.composite(fill, raw, area.filter(ImageFilter.GaussianBlur(1.5)))
 
 
-def _outpaint(
-    raw: Image.Image, params: Mapping[str, Any], prompt: str, variation: int, seed: int
-) -> Image.Image:
+def _outpaint(raw: Image.Image, params: Mapping[str, Any], prompt: str, variation: int, seed: int) -> Image.Image:
     sw, sh = raw.size
     ratio = params.get("aspect_ratio")
     rw, rh = (int(v) for v in ratio.split(":")) if ratio else (sw, sh)
@@ -1042,9 +982,7 @@ def _outpaint(
     fit = min(1.0, MAX_CANVAS_SIDE / max(cw, ch))
     if fit < 1:
         cw, ch = round(cw * fit), round(ch * fit)
-        raw = raw.resize(
-            (max(1, round(sw * fit)), max(1, round(sh * fit))), Image.Resampling.LANCZOS
-        )
+        raw = raw.resize((max(1, round(sw * fit)), max(1, round(sh * fit))), Image.Resampling.LANCZOS)
         sw, sh = raw.size
     at = ((cw - sw) // 2, (ch - sh) // 2)
     scene = plan_scene(prompt, cw, ch, variation, seed)
@@ -1087,9 +1025,7 @@ def _apply_control(image: Image.Image, control: Image.Image) -> Image.Image:
         grey = ImageOps.autocontrast(grey.filter(ImageFilter.FIND_EDGES))
     lines = grey.resize(image.size, Image.Resampling.BILINEAR).point(lambda v: round(v * 0.4))
     light = ImageStat.Stat(image.convert("L")).mean[0] < 128
-    return Image.composite(
-        Image.new("RGB", image.size, (255, 255, 255) if light else (30, 30, 40)), image, lines
-    )
+    return Image.composite(Image.new("RGB", image.size, (255, 255, 255) if light else (30, 30, 40)), image, lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1204,9 +1140,7 @@ class PreviewBackend:
 class _Draft:
     """One request's inputs, decoded once, drawn for each image index."""
 
-    def __init__(
-        self, request: Request, inputs: Sequence[tuple[str, int | None, Image.Image]]
-    ) -> None:
+    def __init__(self, request: Request, inputs: Sequence[tuple[str, int | None, Image.Image]]) -> None:
         self.request = request
         self.params = request.params
         self.prompt = request.prompt or ""
@@ -1240,9 +1174,7 @@ class _Draft:
         spec = lookup(self.request.model)
         if spec is None:
             raise PermanentError(f"unknown model {self.request.model!r}")
-        return spec.pixel_size(
-            str(self.params.get("aspect_ratio", "1:1")), self.params.get("image_size")
-        )
+        return spec.pixel_size(str(self.params.get("aspect_ratio", "1:1")), self.params.get("image_size"))
 
     def caption(self, size: tuple[int, int]) -> str:
         if self.request.prompt:
@@ -1317,9 +1249,7 @@ class _Draft:
                 m = m.resize(raw.size, Image.Resampling.BILINEAR)
             return m.point(lambda v: 255 if v >= 128 else 0), "user"
         if has_alpha(raw):
-            return raw.convert("RGBA").getchannel("A").point(
-                lambda v: 255 if v >= 128 else 0
-            ), "alpha"
+            return raw.convert("RGBA").getchannel("A").point(lambda v: 255 if v >= 128 else 0), "alpha"
         return auto_mask(raw), "auto"
 
     def bgswap(self, variation: int, seed: int) -> tuple[Image.Image, str]:
@@ -1363,9 +1293,7 @@ class _Draft:
             return _outpaint(flat, self.params, self.prompt, variation, seed), None
         product, source = self.product_area(raw)
         mask_mode = self.params.get("mask_mode", "foreground")
-        area = (
-            product if mask_mode in ("user", "foreground", "semantic") else ImageOps.invert(product)
-        )
+        area = product if mask_mode in ("user", "foreground", "semantic") else ImageOps.invert(product)
         dilation = float(self.params.get("mask_dilation") or 0.0)
         if dilation > 0:
             area = grow_mask(area, dilation)

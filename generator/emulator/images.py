@@ -1,9 +1,8 @@
 """Plausible stand-in images: the right size, deterministic, recognisably derived from their inputs.
 
-Everything the emulator draws starts from :func:`render`. It paints a gradient and the prompt for
-now; once the preview backend lands it will call ``generator.backends.preview.render_scene(prompt,
-width, height, variation, seed)`` instead, so emulator images look like the offline drafts. The edit
-helpers below work on top of it.
+Everything the emulator draws starts from :func:`render`: the preview backend's scene painter, so emulator
+images look like the offline drafts, with a caption saying they came from the emulator. The edit helpers below
+work on top of it.
 """
 
 from __future__ import annotations
@@ -13,26 +12,16 @@ import io
 import textwrap
 from functools import lru_cache
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 RGB = tuple[int, int, int]
 
 
 def render(prompt: str, width: int, height: int, index: int, seed: int) -> Image.Image:
-    """A scene for ``prompt``, ``width`` x ``height`` RGB; the same arguments give the same image.
+    """A scene for ``prompt``, ``width`` x ``height`` RGB; the same arguments give the same image."""
+    from generator.backends.preview import render_scene
 
-    TODO(preview): return ``render_scene(prompt, width, height, variation=index, seed=seed)`` from
-    ``generator.backends.preview`` once it is merged; keep this signature so callers do not change.
-    """
-    top, bottom, accent = _palette(f"{prompt}\x00{seed}\x00{index}")
-    gradient = Image.linear_gradient("L").resize((width, height))
-    image = ImageOps.colorize(gradient, top, bottom)
-    draw = ImageDraw.Draw(image)
-    # A disc whose position varies with the index, so the images of one request differ at a glance.
-    r = max(4, min(width, height) // 6)
-    cx = width * (0.25 + 0.5 * ((index * 37 + seed) % 100) / 100)
-    cy = height * 0.42
-    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=accent)
+    image = render_scene(prompt or "", width, height, variation=index, seed=seed)
     caption(image, prompt or "(no prompt)", f"emulator #{index + 1} seed {seed}")
     return image
 

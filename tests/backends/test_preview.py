@@ -92,9 +92,7 @@ def bright(image: Image.Image) -> int:
     return sum(image.convert("L").histogram()[190:])
 
 
-def masked_difference(
-    a: Image.Image, b: Image.Image, mask: Image.Image
-) -> tuple[int, int, int, int] | None:
+def masked_difference(a: Image.Image, b: Image.Image, mask: Image.Image) -> tuple[int, int, int, int] | None:
     """The bounding box of the pixels that differ where ``mask`` is white; None if none do."""
     diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB")).convert("L")
     inside = mask.point(lambda v: 255 if v == 255 else 0)
@@ -133,9 +131,7 @@ def test_same_request_gives_identical_bytes(operation: str) -> None:
 
 
 def test_each_image_of_a_request_differs() -> None:
-    request, data = make_request(
-        "recontext", RECONTEXT, inputs=[("product", samples.shoe())], sample_count=4
-    )
+    request, data = make_request("recontext", RECONTEXT, inputs=[("product", samples.shoe())], sample_count=4)
 
     images = run(request, data)
 
@@ -323,9 +319,7 @@ def test_outpainting_makes_a_larger_canvas_with_the_photo_in_the_middle(
     )
 
 
-@pytest.mark.parametrize(
-    ("factor", "size"), [("x2", (600, 400)), ("x3", (900, 600)), ("x4", (1200, 800))]
-)
+@pytest.mark.parametrize(("factor", "size"), [("x2", (600, 400)), ("x3", (900, 600)), ("x4", (1200, 800))])
 def test_upscale_multiplies_the_photo_size(factor: str, size: tuple[int, int]) -> None:
     photo = samples.on_backdrop(samples.candle(300)).resize((300, 200))
     request, data = make_request(
@@ -341,12 +335,7 @@ def test_upscale_multiplies_the_photo_size(factor: str, size: tuple[int, int]) -
     assert out.size == size
     # Still the same picture: compare at the photo's own size, away from the caption band.
     back = out.resize(photo.size, Image.Resampling.BOX).crop((0, 30, 300, 180))
-    assert (
-        ImageStat.Stat(
-            ImageChops.difference(back, photo.crop((0, 30, 300, 180))).convert("L")
-        ).mean[0]
-        < 4
-    )
+    assert ImageStat.Stat(ImageChops.difference(back, photo.crop((0, 30, 300, 180))).convert("L")).mean[0] < 4
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,9 +365,7 @@ def test_bgswap_keeps_the_product_pixels_exactly_under_the_mask() -> None:
 
 def test_bgswap_of_a_cutout_keeps_its_opaque_pixels() -> None:
     product = samples.bottle()
-    request, data = make_request(
-        "bgswap", CAPABILITY, inputs=[("raw", product)], mask_mode="background"
-    )
+    request, data = make_request("bgswap", CAPABILITY, inputs=[("raw", product)], mask_mode="background")
 
     out = run(request, data)[0]
 
@@ -389,9 +376,7 @@ def test_bgswap_of_a_cutout_keeps_its_opaque_pixels() -> None:
 def test_bgswap_without_a_mask_finds_the_product_on_its_backdrop() -> None:
     product = samples.mug()
     photo = samples.on_backdrop(product)
-    request, data = make_request(
-        "bgswap", CAPABILITY, inputs=[("raw", photo)], mask_mode="background"
-    )
+    request, data = make_request("bgswap", CAPABILITY, inputs=[("raw", photo)], mask_mode="background")
 
     outcome = PreviewBackend().generate(request, data)
     out = images_of(outcome)[0]
@@ -455,26 +440,16 @@ def test_customize_moves_toward_the_style_reference_palette() -> None:
     palette = style.resize((64, 64)).quantize(colors=6)
 
     def distance_to_style(image: Image.Image) -> float:
-        nearest = (
-            image.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB")
-        )
-        return float(
-            ImageStat.Stat(ImageChops.difference(image.convert("RGB"), nearest).convert("L")).mean[
-                0
-            ]
-        )
+        nearest = image.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB")
+        return float(ImageStat.Stat(ImageChops.difference(image.convert("RGB"), nearest).convert("L")).mean[0])
 
     subject = [("subject", samples.mug())]
-    plain, data = make_request(
-        "customize", CAPABILITY, prompt="a mug [1] on a table", inputs=subject
-    )
+    plain, data = make_request("customize", CAPABILITY, prompt="a mug [1] on a table", inputs=subject)
     styled, styled_data = make_request(
         "customize", CAPABILITY, prompt="a mug [1] on a table", inputs=[*subject, ("style", style)]
     )
 
-    assert distance_to_style(run(styled, styled_data)[0]) < 0.7 * distance_to_style(
-        run(plain, data)[0]
-    )
+    assert distance_to_style(run(styled, styled_data)[0]) < 0.7 * distance_to_style(run(plain, data)[0])
 
 
 def test_the_composite_finds_the_product_in_a_recontext_draft() -> None:
@@ -507,9 +482,7 @@ def test_every_image_carries_the_preview_mark_and_a_caption_band(prompt: str) ->
     band = out.crop((0, h - 30, w, h))
     above = out.crop((0, h - 70, w, h - 40))
     assert ImageStat.Stat(band).median[0] < ImageStat.Stat(above).median[0]  # a darker band
-    assert (
-        count_near(band.crop((0, 0, w // 2, 30)).convert("RGB"), (242, 242, 242), 20) > 100
-    )  # text
+    assert count_near(band.crop((0, 0, w // 2, 30)).convert("RGB"), (242, 242, 242), 20) > 100  # text
 
 
 def test_bgswap_moves_the_mark_and_caption_away_from_the_product() -> None:
@@ -535,12 +508,8 @@ def test_bgswap_moves_the_mark_and_caption_away_from_the_product() -> None:
 
 
 def test_jpeg_is_returned_when_asked_with_its_quality() -> None:
-    low, data = make_request(
-        "generate", "imagen-4.0-generate-001", output_format="jpeg", output_quality=40
-    )
-    high, _ = make_request(
-        "generate", "imagen-4.0-generate-001", output_format="jpeg", output_quality=95
-    )
+    low, data = make_request("generate", "imagen-4.0-generate-001", output_format="jpeg", output_quality=40)
+    high, _ = make_request("generate", "imagen-4.0-generate-001", output_format="jpeg", output_quality=95)
 
     low_image = PreviewBackend().generate(low, data).images[0]
     high_image = PreviewBackend().generate(high, data).images[0]
@@ -578,9 +547,7 @@ def test_auto_mask_finds_the_product_on_a_plain_backdrop(name: str, backdrop: RG
 
 
 def test_auto_mask_of_the_example_jpeg_photo() -> None:
-    photo = Image.open(
-        Path(__file__).resolve().parents[2] / "campaigns" / "assets" / "alpine-bottle.jpg"
-    )
+    photo = Image.open(Path(__file__).resolve().parents[2] / "campaigns" / "assets" / "alpine-bottle.jpg")
 
     mask = auto_mask(photo)
 
@@ -602,15 +569,11 @@ def test_a_corrupt_input_is_a_permanent_error_naming_it() -> None:
     with pytest.raises(PermanentError) as error:
         PreviewBackend().generate(request, [b"not an image"])
 
-    assert error.value.message == (
-        "input 1 (product) is not an image Pillow can read (corrupt, or not PNG/JPEG/WebP)"
-    )
+    assert error.value.message == ("input 1 (product) is not an image Pillow can read (corrupt, or not PNG/JPEG/WebP)")
 
 
 def test_recontext_without_a_product_is_a_permanent_error() -> None:
-    request, data = make_request(
-        "recontext", RECONTEXT, inputs=[("mask", samples.mask_of(samples.shoe()))]
-    )
+    request, data = make_request("recontext", RECONTEXT, inputs=[("mask", samples.mask_of(samples.shoe()))])
 
     with pytest.raises(PermanentError, match="'recontext' needs a 'product' input image"):
         PreviewBackend().generate(request, data)
