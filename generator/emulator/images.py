@@ -7,7 +7,6 @@ work on top of it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import textwrap
 from functools import lru_cache
@@ -128,14 +127,6 @@ def flatten(image: Image.Image) -> Image.Image:
 
 
 # -- small pieces ----------------------------------------------------------------------------------
-
-
-def _palette(text: str) -> tuple[RGB, RGB, RGB]:
-    h = hashlib.sha256(text.encode()).digest()
-    top = (60 + h[0] % 160, 60 + h[1] % 160, 60 + h[2] % 160)
-    bottom = (h[3] % 120, h[4] % 120, h[5] % 120)
-    accent = (128 + h[6] % 128, 128 + h[7] % 128, h[8] % 128)
-    return top, bottom, accent
 
 
 @lru_cache(maxsize=16)
