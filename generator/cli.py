@@ -563,6 +563,54 @@ def generate(
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--output",
+    "output_base",
+    type=click.Path(file_okay=False),
+    help="Folder holding <campaign-id>/ [default: output/ at the repository root].",
+)
+def report(paths: tuple[str, ...], output_base: str | None) -> None:
+    """Rebuild report.html and summary.md from the last run, without generating anything.
+
+    Reads output/<campaign-id>/manifest.json and the images beside it (thumbnails are made
+    once and kept in thumbs/). Exit code 2 if a campaign has no manifest yet.
+
+    \b
+    Examples:
+      campaign report campaigns/summer-launch.toml
+      campaign report campaigns/ --output public/
+    """
+    from generator.outputs import MANIFEST_SCHEMA, load_manifest, locked, output_dir
+    from generator.report import write_report
+
+    base = Path(output_base) if output_base else None
+    found = []
+    missing = []
+    for campaign in load_all(paths):
+        folder = output_dir(campaign.root, campaign.id, base)
+        manifest = load_manifest(folder)
+        if manifest is not None:
+            found.append((campaign, folder, manifest))
+        elif (folder / "manifest.json").exists():
+            missing.append(
+                f"{display_path(folder.absolute() / 'manifest.json')}: not a readable {MANIFEST_SCHEMA} manifest; "
+                f"run `campaign generate {campaign.display}` again"
+            )
+        else:
+            missing.append(
+                f"{campaign.display}: no manifest in {display_path(folder.absolute())}; "
+                f"run `campaign generate {campaign.display}` first"
+            )
+    if missing:
+        raise CampaignError("\n".join(missing))
+    for campaign, folder, manifest in found:
+        with locked(folder):
+            path = write_report(folder, manifest, campaign_file=campaign.file)
+        click.echo(f"{campaign.id}: wrote {display_path(path.absolute())}")
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
     "--store",

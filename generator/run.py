@@ -21,6 +21,7 @@ from generator.outputs import build_manifest, load_manifest, locked, output_dir,
 from generator.planner import Plan, PlanOptions, Request, estimate, plan, rpm_of
 from generator.planview import limit_problems
 from generator.ratelimit import Clock, Limiter, SystemClock
+from generator.report import write_report
 from generator.store import Store
 
 
@@ -101,9 +102,9 @@ def generate(
                 selected, backend_for, store, limiter, clock, options.run, progress, locations_for(campaign)
             )
         except Interrupted as e:
-            _finish(campaign, full, e.result, store, folder, options, selected)
+            _finish(campaign, full, e.result, store, folder, options, selected, clock)
             raise
-        return _finish(campaign, full, result, store, folder, options, selected)
+        return _finish(campaign, full, result, store, folder, options, selected, clock)
 
 
 def _check_limits(selected: Plan, store: Store, run: RunOptions) -> None:
@@ -126,6 +127,7 @@ def _finish(
     folder: Path,
     options: GenerateOptions,
     selected: Plan,
+    clock: Clock,
 ) -> GenerateResult:
     records = {key: store.get(key) for key in full.requests}
     previous = load_manifest(folder)
@@ -144,15 +146,5 @@ def _finish(
     made_now = {k: o.status for k, o in result.outcomes.items() if o.status != "cached"}
     manifest = build_manifest(full, records, made_now, previous, run_info)
     write_outputs(folder, manifest, store, previous)
-    report = None
-    if options.report:
-        report = _write_report(folder, manifest)
+    report = write_report(folder, manifest, clock, campaign.file) if options.report else None
     return GenerateResult(campaign, selected, result, manifest, folder, report)
-
-
-def _write_report(folder: Path, manifest: Mapping[str, Any]) -> Path | None:
-    try:
-        from generator.report import write_report
-    except ImportError:  # the contact sheet arrives with the report issue
-        return None
-    return write_report(folder, manifest)
