@@ -153,7 +153,7 @@ def build_context(
                 if image.get(key) and image.get(key) != value:
                     entry[key] = image[key]  # made by another model than planned (kept from an earlier run)
             if image.get("created") and image["created"] != created.get(image.get("request", "")):
-                entry["created"] = image["created"]
+                entry["created"] = _when(image["created"])
             images.append(entry)
             if badge == "changed" and "prev" in entry:
                 changed.append({"variant": v["id"], "n": image["n"], "image": entry})
@@ -286,7 +286,7 @@ def _request_entry(request: Mapping[str, Any], created: str | None, prompts: set
     entry = {
         "model": request.get("model", ""),
         "backend": request.get("backend", ""),
-        "created": created or "",
+        "created": _when(created),
         "operation": request.get("operation", ""),
         "params": dict(request.get("params") or {}),
         "inputs": [
@@ -589,7 +589,7 @@ def _make_thumbnail(source: Path, target: Path, fmt: str) -> bool:
         image.save(buf, format=fmt, quality=80, **({"method": 2} if fmt == "WEBP" else {"optimize": True}))
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return False
-    atomic_write(target, buf.getvalue())
+    _publish(target, buf.getvalue())
     return True
 
 
@@ -649,7 +649,15 @@ def write_report(
     thumbs = write_thumbnails(folder, manifest)
     context = build_context(manifest, thumbs, source=campaign_source(campaign_file), written=clock.wall())
     html, markdown = render_report(context), render_summary_md(context)
-    atomic_write(folder / "summary.md", markdown.encode())
+    _publish(folder / "summary.md", markdown.encode())
     path = folder / "report.html"
-    atomic_write(path, html.encode())
+    _publish(path, html.encode())
     return path
+
+
+def _publish(path: Path, data: bytes) -> None:
+    """Write atomically, readable by all: the folder is served as a static site or kept as a CI artifact
+    (``atomic_write``'s temporary files are private, mode 0600)."""
+    atomic_write(path, data)
+    with contextlib.suppress(OSError):
+        path.chmod(0o644)

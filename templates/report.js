@@ -521,7 +521,16 @@
   document.getElementById("lb-next").addEventListener("click", function () { show(current + 1); });
   document.addEventListener("keydown", function (e) {
     if (box.hidden) return;
-    if (e.key === "Escape") { e.preventDefault(); close(); }
+    if (e.key === "Tab") {
+      // Keep the focus inside the dialog while it is open.
+      var focusable = box.querySelectorAll("button, a[href]");
+      var first = focusable[0];
+      var last = focusable[focusable.length - 1];
+      if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+      else if (!box.contains(document.activeElement)) { e.preventDefault(); first.focus(); }
+    }
+    else if (e.key === "Escape") { e.preventDefault(); close(); }
     else if (e.key === "ArrowRight") { e.preventDefault(); show(current + 1); }
     else if (e.key === "ArrowLeft") { e.preventDefault(); show(current - 1); }
   });

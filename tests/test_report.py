@@ -128,6 +128,9 @@ def test_generate_writes_a_self_contained_report(second_run: Any, repo: Path) ->
     ]
     assert paths
     assert all((folder / p).is_file() for p in paths)
+    # Readable by a web server or whoever downloads the artifact.
+    published = [folder / "report.html", folder / "summary.md", *(folder / "thumbs").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in published} == {"0o644"}
     for asset in ("report.css", "report.js"):  # inlined, not linked
         assert (templates_dir() / asset).read_text() in html
 
