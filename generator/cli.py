@@ -478,7 +478,7 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
     type=click.Path(file_okay=False),
     help="Folder for <campaign-id>/ [default: output/ at the repository root].",
 )
-@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html and summary.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress still goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def generate(
@@ -501,7 +501,7 @@ def generate(
     Requests already in the content store are not sent again: a rerun of an unchanged
     campaign sends nothing. Rate limits per model and location are respected; 429s and
     server errors are retried; Ctrl-C loses only the requests in flight (run again to
-    resume). Writes output/<campaign-id>/: images/, manifest.json, report.html.
+    resume). Writes output/<campaign-id>/: images/, manifest.json, report.html, summary.md.
 
     \b
     Examples:

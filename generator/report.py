@@ -178,7 +178,6 @@ def build_context(
     for spec in job_specs or [{"id": j, "name": j} for j in by_job]:
         members = by_job.get(spec["id"], [])
         axes_order, column = _layout(members)
-        job_counts = Counter(badge_of(i) for v in members for i in v.get("images", []))
         jobs.append(
             {
                 "id": spec["id"],
@@ -187,9 +186,6 @@ def build_context(
                 "description": spec.get("description") or "",
                 "axes": axes_order,
                 "column": column,
-                "variants": len(members),
-                "images": sum(job_counts.values()),
-                "counts": [(b, job_counts[b]) for b in BADGES if job_counts[b]],
             }
         )
 
@@ -230,7 +226,7 @@ def build_context(
         "problems": problems,
         "written": _when(written),
         "data": {
-            "jobs": [{k: j[k] for k in ("id", "name", "operation", "description", "axes", "column")} for j in jobs],
+            "jobs": jobs,
             "models": {m["id"]: m["warning"] for m in models if m["warning"]},
             "variants": data_variants,
             "requests": {key: _request_entry(r, created.get(key), prompts) for key, r in requests.items()},
@@ -243,8 +239,9 @@ def _text(value: Any) -> str:
 
 
 def _href(path: Any) -> str | None:
-    """A relative path inside the output folder, percent-encoded; None for anything else (absolute, ``..``,
-    a scheme such as ``javascript:`` is encoded into a harmless relative name)."""
+    """A relative path inside the output folder, percent-encoded for a ``src`` or ``href``; None for an absolute
+    path or one with ``..``. Anything that looks like a URL scheme (``javascript:``) is encoded into a harmless
+    relative name."""
     if not isinstance(path, str) or not _SAFE_PATH.match(path):
         return None
     return quote(path, safe="/")
@@ -317,17 +314,15 @@ def _aspect(params: Mapping[str, Any], image: Mapping[str, Any]) -> str:
 
 def _layout(variants: Iterable[Mapping[str, Any]]) -> tuple[list[str], str | None]:
     """A job's axes (besides product and scene) in order of appearance, and the one shown as columns: the axis
-    with the most values that still fits the width (ties: the first declared)."""
+    with the most values that still fits the width (ties: the first declared). None when no axis fits: every
+    axis then labels rows, so that a row never holds more than one variant's images."""
     values: dict[str, dict[str, None]] = {}
     for v in variants:
         for name, value in (v.get("axes") or {}).items():
             values.setdefault(str(name), {})[_text(value)] = None
     names = list(values)
-    if not names:
-        return [], None
     fits = [n for n in names if len(values[n]) <= MAX_COLUMNS]
-    column = max(fits or names[:1], key=lambda n: len(values[n]) if n in fits else 0)
-    return names, column
+    return names, max(fits, key=lambda n: len(values[n])) if fits else None
 
 
 def _filters(

@@ -294,3 +294,15 @@ def test_write_report_uses_the_clock_and_returns_the_page(repo: Path, second_run
     path = write_report(folder, second_run.manifest, FakeClock(start_wall="2030-05-06T07:08:09+00:00"))
     assert path == folder / "report.html"
     assert "Written 2030-05-06 07:08 UTC by campaign-generator" in path.read_text()
+
+
+def _variant(job: str, **axes: str) -> dict[str, Any]:
+    return {"id": f"{job}/{axes}", "job": job, "product": "p", "scene": "s", "axes": axes, "images": []}
+
+
+def test_the_column_axis_is_the_widest_that_fits() -> None:
+    variants = [_variant("a", style=s, mood=m) for s in ("x", "y", "z") for m in ("calm", "bold")]
+    variants += [_variant("b", n=str(i)) for i in range(9)]  # too many for columns: rows only
+    manifest = {"jobs": [{"id": "a"}, {"id": "b"}], "variants": variants}
+    jobs = build_context(manifest, {})["jobs"]
+    assert [(j["axes"], j["column"]) for j in jobs] == [(["style", "mood"], "style"), (["n"], None)]
