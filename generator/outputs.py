@@ -243,7 +243,17 @@ def write_outputs(
             _copy(store.root / image["store"], target)
     if prune:
         _prune(folder, wanted)
+    write_manifest(folder, manifest, name, drop_shards=prune)
+
+
+def write_manifest(
+    folder: Path, manifest: Mapping[str, Any], name: str = "manifest.json", drop_shards: bool = False
+) -> None:
+    """Replace the manifest atomically; with ``drop_shards``, remove shard manifests it supersedes."""
     atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    if drop_shards:
+        for stale in folder.glob("manifest.shard-*-of-*.json"):
+            stale.unlink(missing_ok=True)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -21,6 +21,7 @@ from generator.outputs import build_manifest, load_manifest, locked, output_dir,
 from generator.planner import Plan, PlanOptions, Request, estimate, plan, rpm_of
 from generator.planview import limit_problems
 from generator.ratelimit import Clock, Limiter, SystemClock
+from generator.report import write_report
 from generator.store import Store
 
 
@@ -103,9 +104,9 @@ def generate(
                 selected, backend_for, store, limiter, clock, options.run, progress, locations_for(campaign)
             )
         except Interrupted as e:
-            _finish(campaign, full, e.result, store, folder, options, selected)
+            _finish(campaign, full, e.result, store, folder, options, selected, clock)
             raise
-        return _finish(campaign, full, result, store, folder, options, selected)
+        return _finish(campaign, full, result, store, folder, options, selected, clock)
 
 
 def _check_limits(selected: Plan, store: Store, run: RunOptions) -> None:
@@ -128,6 +129,7 @@ def _finish(
     folder: Path,
     options: GenerateOptions,
     selected: Plan,
+    clock: Clock,
 ) -> GenerateResult:
     records = {key: store.get(key) for key in full.requests}
     previous = load_manifest(folder)
@@ -154,19 +156,10 @@ def _finish(
         from generator.lockfile import write_lockfile
 
         write_lockfile(full, manifest)
-    report = None
-    if options.report and shard is None:
-        report = _write_report(folder, manifest)
+    # The contact sheet of a shard is made after the merge (`campaign report`).
+    report = write_report(folder, manifest, clock, campaign.file) if options.report and shard is None else None
     return GenerateResult(campaign, selected, result, manifest, folder, report)
 
 
 def _manifest_name(shard: tuple[int, int] | None) -> str:
     return "manifest.json" if shard is None else f"manifest.shard-{shard[0] + 1}-of-{shard[1]}.json"
-
-
-def _write_report(folder: Path, manifest: Mapping[str, Any]) -> Path | None:
-    try:
-        from generator.report import write_report
-    except ImportError:  # the contact sheet arrives with the report issue
-        return None
-    return write_report(folder, manifest)
