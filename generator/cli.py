@@ -28,7 +28,7 @@ from generator.errors import (
     Problem,
     UsageError,
 )
-from generator.planner import PlanOptions, estimate, parse_selector, parse_shard, plan
+from generator.planner import Plan, PlanOptions, estimate, parse_selector, parse_shard, plan
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -632,7 +632,12 @@ def generate(
         echo_notices(campaign)
         try:
             result = run_generate(
-                campaign, backends, _store(campaign, store_dir), settings, progress=make_progress(quiet=quiet)
+                campaign,
+                backends,
+                _store(campaign, store_dir),
+                settings,
+                progress=make_progress(quiet=quiet),
+                announce=_print_warnings,
             )
         except Interrupted as e:
             click.echo(
@@ -643,8 +648,6 @@ def generate(
             sys.exit(EXIT_INTERRUPTED)
         finally:
             backends.close()
-        for warning in result.plan.warnings:
-            click.echo(f"warning: {warning}", err=True)
         complete = complete and result.complete
         if as_json:
             summaries.append(summary_json(result))
@@ -755,6 +758,11 @@ def clean(paths: tuple[str, ...], store_dir: str | None, max_age_days: float | N
         root = default_store_dir(find_root(Path.cwd() / "x"))
     removed, freed = Store(root).trim(max_age_days=max_age_days, max_bytes=_parse_size(max_size), keep=frozenset(keep))
     click.echo(f"{root}: removed {removed:,} results and {freed / 1e6:,.1f} MB of images")
+
+
+def _print_warnings(planned: Plan) -> None:
+    for warning in planned.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _parse_size(text: str | None) -> int | None:

@@ -82,8 +82,11 @@ def generate(
     options: GenerateOptions | None = None,
     clock: Clock | None = None,
     progress: Progress | None = None,
+    announce: Callable[[Plan], None] | None = None,
 ) -> GenerateResult:
     """Generate what the campaign (or the selection in ``options.plan.only``) still lacks.
+
+    ``announce(plan)`` is called once the plan is made, before anything is sent (the CLI prints warnings).
 
     Raises:
         PlanError: the campaign cannot be planned, or the run would exceed its [limits].
@@ -93,6 +96,8 @@ def generate(
     clock = clock or SystemClock()
     full = plan(campaign, replace(options.plan, only=()))
     selected = plan(campaign, options.plan) if options.plan.only else full
+    if announce is not None:
+        announce(selected)
     _check_limits(selected, store, options.run)
     for name in sorted({r.backend for r in selected.requests.values()}):
         backend_for(name)  # fail before anything starts: missing credentials, an unreachable setup
