@@ -104,12 +104,15 @@ class Bucket:
             self.starts.append(start)
             return start - now
 
-    def earliest(self) -> float:
-        """When the next request could start (to pick the least busy location)."""
+    def earliest(self) -> tuple[float, int]:
+        """When the next request could start, then how many started in the window (to pick the least busy
+        location: the soonest free, and among equals the least used)."""
         with self.lock:
+            now = self.clock.now()
             n = max(1, int(self.limit))
-            free = self.starts[-n] + self.window if len(self.starts) >= n else self.clock.now()
-            return max(free, self.paused_until)
+            free = self.starts[-n] + self.window if len(self.starts) >= n else now
+            recent = sum(1 for t in self.starts if t > now - self.window)
+            return max(free, self.paused_until, now), recent
 
     def throttle(self, retry_after: float | None) -> float:
         """A 429 arrived: lower the limit and pause. Returns the pause in seconds."""
