@@ -104,11 +104,11 @@ class Bucket:
             self.starts.append(start)
             return start - now
 
-    def earliest(self) -> tuple[float, int]:
+    def earliest(self, now: float) -> tuple[float, int]:
         """When the next request could start, then how many started in the window (to pick the least busy
-        location: the soonest free, and among equals the least used)."""
+        location: the soonest free, and among equals the least used). ``now`` is read once by the caller, so
+        that locations are compared at the same instant."""
         with self.lock:
-            now = self.clock.now()
             n = max(1, int(self.limit))
             free = self.starts[-n] + self.window if len(self.starts) >= n else now
             recent = sum(1 for t in self.starts if t > now - self.window)
@@ -137,6 +137,7 @@ class Limiter:
         self.clock = clock
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.lock = threading.Lock()
+        self.choosing = threading.Lock()
 
     def bucket(self, model: str, location: str) -> Bucket:
         with self.lock:
@@ -147,6 +148,9 @@ class Limiter:
 
     def acquire(self, model: str, locations: Sequence[str]) -> str:
         """Wait for a start slot of ``model`` in whichever location frees first; return that location."""
-        location = min(locations, key=lambda loc: self.bucket(model, loc).earliest())
-        self.clock.sleep(self.bucket(model, location).reserve())
+        with self.choosing:  # choose and reserve at once, or two workers pick the same free location
+            now = self.clock.now()
+            location = min(locations, key=lambda loc: self.bucket(model, loc).earliest(now))
+            wait = self.bucket(model, location).reserve()
+        self.clock.sleep(wait)
         return location
