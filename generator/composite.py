@@ -322,13 +322,9 @@ class _Level:
         mosaic = Image.new(self.image.mode, (nx * width, ny * height))
         for j, y in enumerate(rows):
             for i, x in enumerate(columns):
-                mosaic.paste(
-                    self.image.crop((x, y, x + width, y + height)), (i * width, j * height)
-                )
+                mosaic.paste(self.image.crop((x, y, x + width, y + height)), (i * width, j * height))
         diff = ImageChops.difference(mosaic, _tile(colour, nx, ny))
-        diff = ImageChops.multiply(
-            diff if diff.mode == "L" else diff.convert("L"), _tile(mask, nx, ny)
-        )
+        diff = ImageChops.multiply(diff if diff.mode == "L" else diff.convert("L"), _tile(mask, nx, ny))
         means = array("f", diff.convert("F").resize((nx, ny), Image.Resampling.BOX).tobytes())
         factor = width * height / count
         out = []
