@@ -1298,8 +1298,8 @@ class _Draft:
         mode = self.params.get("edit_mode", "inpaint_insert")
         if mode == "outpaint":
             # A cut-out keeps its transparency: the scene shows through it, as the model paints it in.
-            source = raw.convert("RGBA") if has_alpha(raw) else _flatten(raw)
-            return _outpaint(source, self.params, self.prompt, variation, seed), None
+            photo = raw.convert("RGBA") if has_alpha(raw) else _flatten(raw)
+            return _outpaint(photo, self.params, self.prompt, variation, seed), None
         product, source = self.product_area(raw)
         mask_mode = self.params.get("mask_mode", "foreground")
         area = product if mask_mode in ("user", "foreground", "semantic") else ImageOps.invert(product)
