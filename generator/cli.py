@@ -171,6 +171,15 @@ def plan_options(
     )
 
 
+store_option = click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False),
+    envvar="CAMPAIGN_STORE",
+    help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
+)
+
+
 def plan_selection_options(f: Any) -> Any:
     """Options shared by plan, explain and generate."""
     f = click.option(
@@ -387,14 +396,7 @@ def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
 @click.option(
     "--markdown", is_flag=True, help="With --diff: print Markdown for a pull-request comment or $GITHUB_STEP_SUMMARY."
 )
-@click.option(
-    "--store",
-    "store_dir",
-    type=click.Path(file_okay=False),
-    envvar="CAMPAIGN_STORE",
-    help="Content store to count cached requests in [default: .campaign-cache/ at the repository root; "
-    "env CAMPAIGN_STORE].",
-)
+@store_option
 def plan_command(
     paths: tuple[str, ...],
     backend: str | None,
@@ -548,13 +550,7 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
 @click.option(
     "--retry-filtered", is_flag=True, help="Send again the requests whose images were filtered or blocked last time."
 )
-@click.option(
-    "--store",
-    "store_dir",
-    type=click.Path(file_okay=False),
-    envvar="CAMPAIGN_STORE",
-    help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
-)
+@store_option
 @click.option(
     "--output",
     "output_base",
@@ -716,13 +712,7 @@ def report(paths: tuple[str, ...], output_base: str | None) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option(
-    "--store",
-    "store_dir",
-    type=click.Path(file_okay=False),
-    envvar="CAMPAIGN_STORE",
-    help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
-)
+@store_option
 @click.option(
     "--max-age",
     "max_age_days",

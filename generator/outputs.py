@@ -135,20 +135,7 @@ def build_manifest(
             entries.append(entry)
         totals["variants"] += 1
         totals["images"] += len(entries)
-        variants.append(
-            {
-                "id": v.id,
-                "job": v.job,
-                "product": v.product,
-                "scene": v.scene,
-                "axes": dict(v.axes),
-                "prompt": v.prompt,
-                "origin": v.origin,
-                "slug": v.slug,
-                "source": {"variant": v.source[0], "image": v.source[1] + 1} if v.source else None,
-                "images": entries,
-            }
-        )
+        variants.append({**v.to_json(), "images": entries})
     requests = {}
     for key, request in plan.requests.items():
         record = records.get(key)

@@ -211,6 +211,21 @@ class Variant:
     source: tuple[str, int] | None = None  # (upstream variant id, image index) for chained jobs
     selected: bool = True  # False: planned only because a selected variant needs its images
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job": self.job,
+            "product": self.product,
+            "scene": self.scene,
+            "axes": dict(self.axes),
+            "prompt": self.prompt,
+            "origin": self.origin,
+            "slug": self.slug,
+            "images": [{"request": key, "index": index} for key, index in self.images],
+            "source": {"variant": self.source[0], "image": self.source[1] + 1} if self.source else None,
+            "selected": self.selected,
+        }
+
     def value(self, name: str) -> str | None:
         if name == "job":
             return self.job

@@ -150,25 +150,9 @@ def plan_json(plan: Plan, jobs: Mapping[str, Estimate], total: Estimate, full: b
         "warnings": [problem_json(w) for w in plan.warnings],
     }
     if full:
-        doc["variants"] = [variant_json(v) for v in plan.variants]
+        doc["variants"] = [v.to_json() for v in plan.variants]
         doc["requests"] = [r.to_json() for r in plan.requests.values()]
     return doc
-
-
-def variant_json(v: Variant) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "job": v.job,
-        "product": v.product,
-        "scene": v.scene,
-        "axes": dict(v.axes),
-        "prompt": v.prompt,
-        "origin": v.origin,
-        "slug": v.slug,
-        "images": [{"request": key, "index": index} for key, index in v.images],
-        "source": {"variant": v.source[0], "image": v.source[1] + 1} if v.source else None,
-        "selected": v.selected,
-    }
 
 
 def problem_json(p: Problem) -> dict[str, Any]:
