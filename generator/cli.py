@@ -549,6 +549,15 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
     "--retry-filtered", is_flag=True, help="Send again the requests whose images were filtered or blocked last time."
 )
 @click.option(
+    "--quota-patience",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop sending to a model whose quota stays exhausted (429s without a success) this long, or whose "
+    "Retry-After is longer; its requests wait for the next run.",
+)
+@click.option(
     "--store",
     "store_dir",
     type=click.Path(file_okay=False),
@@ -579,6 +588,7 @@ def generate(
     max_requests: int | None,
     concurrency: int | None,
     retry_filtered: bool,
+    quota_patience: float,
     store_dir: str | None,
     output_base: str | None,
     shard: str | None,
@@ -624,6 +634,7 @@ def generate(
             force=force,
             max_requests=max_requests,
             retry_filtered=retry_filtered,
+            quota_patience=quota_patience,
             shard=parse_shard(shard) if shard else None,
         )
         settings = GenerateOptions(

@@ -34,10 +34,12 @@ from generator.backends.base import Backend, Outcome, PermanentError, TransientE
 from generator.images import ImageProblem, digest_bytes, load_bytes
 from generator.planner import Plan, Request, price_of, shard_of
 from generator.postprocess import finish
-from generator.ratelimit import Clock, Limiter
+from generator.ratelimit import Bucket, Clock, Limiter
 from generator.store import Record, Store
 
 Status = Literal["generated", "cached", "filtered", "blocked", "failed", "skipped"]
+#: Longest single sleep of a worker waiting for its rate limit: it notices Ctrl-C or an exhausted quota this fast.
+_SLEEP_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,10 @@ class _Runner:
                 return RequestOutcome(
                     request.key, "skipped", reason=self.state.exhausted[request.model], attempts=attempts, sent=sent
                 )
-            location = self.limiter.acquire(request.model, locations)
+            location, wait = self.limiter.reserve(request.model, locations)
             bucket = self.limiter.bucket(request.model, location)
+            if self.quota_gone(request.model, bucket, throttled=False) or not self.sleep(wait, request.model):
+                continue  # the loop's first checks say why
             sent += 1
             with self.state.lock:
                 self.state.sent += 1
@@ -336,12 +340,7 @@ class _Runner:
             except TransientError as e:
                 if e.quota:
                     bucket.throttle(e.retry_after)
-                    if self.clock.now() - bucket.last_success > self.options.quota_patience:
-                        self.state.exhausted.setdefault(
-                            request.model,
-                            f"the {request.model} quota stayed exhausted for {self.options.quota_patience:.0f}s; "
-                            "its remaining requests were left for later: run the same command again to resume",
-                        )
+                    self.quota_gone(request.model, bucket, throttled=True)
                     continue
                 attempts += 1
                 if attempts >= self.options.max_attempts:
@@ -359,6 +358,38 @@ class _Runner:
             bucket.succeeded()
             record = self.store_outcome(request, outcome, inputs, self.clock.now() - began, location, attempts + 1)
             return RequestOutcome(request.key, record.status, record, record.reason, attempts + 1, sent)
+
+    def quota_gone(self, model: str, bucket: Bucket, throttled: bool) -> bool:
+        """Whether ``model``'s quota is given up on for this run (and if so, say why in ``state.exhausted``).
+
+        It is when a 429 (``throttled``) comes after ``quota_patience`` seconds without a success, or when the
+        service asks to wait longer than that: sleeping through an hour-long Retry-After would look like a hang.
+        """
+        patience = self.options.quota_patience
+        if model in self.state.exhausted:
+            return True
+        if throttled and self.clock.now() - bucket.last_success > patience:
+            why = f"the {model} quota stayed exhausted for {patience:g}s"
+        elif bucket.paused_until - self.clock.now() > patience:
+            wait = bucket.paused_until - self.clock.now()
+            why = f"the {model} quota is exhausted and the service asks to wait {wait:.0f}s, more than {patience:g}s"
+        else:
+            return False
+        self.state.exhausted.setdefault(
+            model, f"{why}; its remaining requests were left for later: run the same command again to resume"
+        )
+        return True
+
+    def sleep(self, seconds: float, model: str) -> bool:
+        """Sleep ``seconds`` in short steps; False as soon as the run stops or ``model``'s quota is given up on."""
+        end = self.clock.now() + seconds
+        while True:
+            if self.state.stop.is_set() or model in self.state.exhausted:
+                return False
+            left = end - self.clock.now()
+            if left <= 0:
+                return True
+            self.clock.sleep(min(left, _SLEEP_STEP))
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         base = min(self.options.backoff_max, self.options.backoff_base * 2 ** (attempt - 1))

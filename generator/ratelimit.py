@@ -144,6 +144,12 @@ class Limiter:
 
     def acquire(self, model: str, locations: Sequence[str]) -> str:
         """Wait for a start slot of ``model`` in whichever location frees first; return that location."""
-        location = min(locations, key=lambda loc: self.bucket(model, loc).earliest())
-        self.clock.sleep(self.bucket(model, location).reserve())
+        location, wait = self.reserve(model, locations)
+        self.clock.sleep(wait)
         return location
+
+    def reserve(self, model: str, locations: Sequence[str]) -> tuple[str, float]:
+        """Take a start slot of ``model`` in whichever location frees first: that location, and how long to wait
+        before starting (the caller sleeps, and may give the slot up)."""
+        location = min(locations, key=lambda loc: self.bucket(model, loc).earliest())
+        return location, self.bucket(model, location).reserve()
