@@ -35,7 +35,9 @@ Exit codes:
   0  success
   1  some requests failed, were filtered or blocked (the rest is saved);
      `check`: a lockfile is missing or stale
-  2  invalid input or usage (every problem is listed, one per line)
+  2  invalid input or usage (every problem is listed, one per line); or the
+     store or output folder cannot be written (disk full, not writable, in
+     use by another run): finished work is saved, run again once fixed
   3  internal error (a bug: please report it with the traceback)
   130 interrupted (Ctrl-C); everything finished before is saved"""
 
@@ -610,8 +612,9 @@ def generate(
       CAMPAIGN_VERTEX_ENDPOINT=http://127.0.0.1:8765 campaign generate campaigns/x.toml --backend vertex
 
     Exit code 0 when every selected image exists, 1 when some failed, were filtered,
-    blocked or left for later (the rest is saved), 2 for invalid input or a run refused
-    by [limits].
+    blocked or left for later (the rest is saved), 2 for invalid input, a run refused
+    by [limits], or a store or output folder that cannot be written (disk full, not
+    writable, in use by another run; the run stops, finished work is saved).
     """
     import os
 

@@ -15,7 +15,8 @@ import click
 EXIT_OK = 0
 #: The run finished but some requests failed, were filtered or blocked; or ``check`` found stale outputs.
 EXIT_INCOMPLETE = 1
-#: Invalid input or usage: the campaign files, a command-line option, a limit that refuses the run.
+#: Invalid input or usage: the campaign files, a command-line option, a limit that refuses the run; or a store or
+#: output folder that cannot be written (disk full, not writable, in use by another run).
 EXIT_INVALID = 2
 #: An unexpected error: a bug in this tool. A traceback is printed.
 EXIT_INTERNAL = 3

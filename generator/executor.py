@@ -15,8 +15,11 @@ kind of failure:
   does).
 
 Results go to the store (atomic writes; the record is the commit point) as soon as they arrive, so Ctrl-C or a
-kill loses only the requests in flight. Which layer retries: this one. The SDK's own retry is off: it would
-ignore Retry-After and retry behind the rate limiter's back (API-NOTES §4).
+kill loses only the requests in flight. When the store cannot be written (a full disk), the run stops at once and
+raises the :class:`StoreError`: there is no point paying for images that cannot be kept.
+
+Which layer retries: this one. The SDK's own retry is off: it would ignore Retry-After and retry behind the rate
+limiter's back (API-NOTES §4).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from generator.backends.base import Backend, Outcome, PermanentError, TransientError
+from generator.errors import StoreError
 from generator.images import ImageProblem, digest_bytes, load_bytes
 from generator.planner import Plan, Request, price_of, shard_of
 from generator.postprocess import finish
@@ -104,6 +108,7 @@ class NoProgress:
 @dataclass
 class _State:
     stop: threading.Event = field(default_factory=threading.Event)
+    fatal: StoreError | None = None  # the store cannot be written: the run stops and raises it
     exhausted: dict[str, str] = field(default_factory=dict)  # model -> message
     sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,6 +129,10 @@ def execute(
     Args:
         backend_for: the backend serving a request's ``backend`` name (preview, vertex, gemini).
         locations_for: the locations a request may go to (each has its own quota bucket).
+
+    Raises:
+        Interrupted: Ctrl-C; carries what finished.
+        StoreError: a result could not be stored (disk full, store not writable); the run stopped there.
     """
     options = options or RunOptions()
     progress = progress or NoProgress()
@@ -156,6 +165,8 @@ def execute(
         ) from None
     finally:
         progress.finish()
+    if state.fatal is not None:
+        raise state.fatal
     stopped = None
     if state.exhausted:
         stopped = "; ".join(state.exhausted.values())
@@ -221,6 +232,11 @@ def _schedule(
                 return
             try:
                 outcome = runner.run(request)
+            except StoreError as e:  # a full disk: stop making images that could not be kept
+                with state.lock:
+                    state.fatal = state.fatal or e
+                state.stop.set()
+                outcome = RequestOutcome(request.key, "failed", reason=str(e))
             except BaseException as e:  # a bug: report it on this request, keep the run going
                 outcome = RequestOutcome(
                     request.key, "failed", reason=f"internal error: {type(e).__name__}: {e}\n{traceback.format_exc()}"

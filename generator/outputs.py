@@ -15,6 +15,7 @@ old manifest still describes complete files, and the next run rewrites both.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any
 from generator import __version__
 from generator.errors import StoreError
 from generator.planner import Plan
-from generator.store import Record, Store, atomic_write
+from generator.store import Record, Store, atomic_write, write_error
 
 MANIFEST_SCHEMA = "campaign-manifest/1"
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -184,11 +185,13 @@ def build_manifest(
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold the campaign's output folder for one run; a second run at once gets a clear error."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
+        if e.errno in (errno.ENOTDIR, errno.EEXIST):
+            raise write_error(e, path) from None
         raise StoreError(
             f"{folder}: cannot write the output folder ({e.strerror}); fix its permissions or use "
             "--output to choose another"
@@ -216,7 +219,11 @@ def write_outputs(
     name: str = "manifest.json",
     prune: bool = True,
 ) -> None:
-    """Bring the image tree in line with ``manifest``, then write the manifest (last)."""
+    """Bring the image tree in line with ``manifest``, then write the manifest (last).
+
+    Raises:
+        StoreError: a file could not be written (disk full, not writable, a file where a folder should be).
+    """
     had: dict[str, str] = {}
     for v in (previous or {}).get("variants", []):
         for image in v.get("images", []):
@@ -236,28 +243,36 @@ def write_outputs(
                 old = folder / file
                 keep = folder / prior["file"]
                 if old.is_file() and had.get(file) == prior["digest"]:
-                    keep.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(old, keep)
+                    _move(old, keep)
             if had.get(file) == image["digest"] and target.is_file():
                 continue
             _copy(store.root / image["store"], target)
     if prune:
-        _prune(folder, wanted)
+        try:
+            _prune(folder, wanted)
+        except OSError as e:
+            raise write_error(e, Path(e.filename) if e.filename else folder / "images" / "x") from None
     atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+def _move(source: Path, target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    except OSError as e:
+        raise write_error(e, target) from None
+
+
 def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        from generator.store import _store_error
-
-        raise _store_error(e, target) from None
+        raise write_error(e, target) from None
 
 
 def _prune(folder: Path, wanted: set[str]) -> None:

@@ -118,34 +118,49 @@ def atomic_write(path: Path, data: bytes) -> None:
     Raises:
         StoreError: the disk is full or the folder is not writable; the message says which and where.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if isinstance(e, OSError):
-            raise _store_error(e, path) from None
+            raise write_error(e, path) from None
         raise
 
 
-def _store_error(e: OSError, path: Path) -> StoreError:
-    if e.errno == errno.ENOSPC:
+def write_error(e: OSError, path: Path) -> StoreError:
+    """What to tell the user when writing ``path`` failed: which folder, what is wrong, what to do."""
+    folder = path.parent
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StoreError(
-            f"{path.parent}: the disk is full; free some space (`campaign clean --max-size ...`) "
+            f"{folder}: the disk is full; free some space (`campaign clean --max-size ...`) "
             "and run again: finished work is saved"
+        )
+    if e.errno == errno.EFBIG:
+        return StoreError(
+            f"{folder}: a file could not be written ({e.strerror}); free some space or raise the file size limit, "
+            "then run again: finished work is saved"
         )
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreError(
-            f"{path.parent}: not writable ({e.strerror}); fix the permissions or choose another "
+            f"{folder}: not writable ({e.strerror}); fix the permissions or choose another "
             "folder, then run again: finished work is saved"
         )
-    return StoreError(f"{path}: cannot write: {e.strerror or e}")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        return StoreError(
+            f"{blocker}: is a file where a folder should be; move it away or choose another folder, "
+            "then run again: finished work is saved"
+        )
+    return StoreError(f"{path}: cannot write ({e.strerror or e}); check the folder, then run again")
 
 
 class Store:

@@ -98,6 +98,24 @@ def run_campaign(
     return Done(done.returncode, done.stdout, done.stderr)
 
 
+def run_in_process(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> int:
+    """Run the CLI in this process (no interpreter start-up: for set-up steps); returns the exit code."""
+    from generator.cli import main
+
+    saved_cwd, saved_env = Path.cwd(), dict(os.environ)
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return 0
+
+
 def start_campaign(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start the CLI in a subprocess (to kill it, or to run two at once)."""
     return subprocess.Popen(
