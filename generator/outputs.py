@@ -219,7 +219,10 @@ def write_outputs(
     name: str = "manifest.json",
     prune: bool = True,
 ) -> None:
-    """Bring the image tree in line with ``manifest``, then write the manifest (last).
+    """Bring the image tree in line with ``manifest``, write the manifest, then remove what it no longer names.
+
+    Until the new manifest replaces the old one, every file the old one names is still there (possibly already
+    with its new bytes), so a crash or a full disk never leaves a manifest naming a missing file.
 
     Raises:
         StoreError: a file could not be written (disk full, not writable, a file where a folder should be).
@@ -243,24 +246,17 @@ def write_outputs(
                 old = folder / file
                 keep = folder / prior["file"]
                 if old.is_file() and had.get(file) == prior["digest"]:
-                    _move(old, keep)
+                    # A copy, not a move: until the new manifest is written, the old one names this file.
+                    _copy(old, keep)
             if had.get(file) == image["digest"] and target.is_file():
                 continue
             _copy(store.root / image["store"], target)
-    if prune:
+    atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    if prune:  # only now: the files of removed variants are named by the old manifest until it is replaced
         try:
             _prune(folder, wanted)
         except OSError as e:
             raise write_error(e, Path(e.filename) if e.filename else folder / "images" / "x") from None
-    atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
-
-
-def _move(source: Path, target: Path) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-    except OSError as e:
-        raise write_error(e, target) from None
 
 
 def _copy(source: Path, target: Path) -> None:
