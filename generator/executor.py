@@ -136,6 +136,7 @@ def execute(
     """
     options = options or RunOptions()
     progress = progress or NoProgress()
+    store.sweep()  # temporary files of runs killed while writing
     started, t0 = clock.wall(), clock.now()
     outcomes: dict[str, RequestOutcome] = {}
     to_run: list[Request] = []

@@ -7,9 +7,10 @@
     manifest.json                                             every variant and image: status, key, provenance
 
 :func:`build_manifest` is pure: the plan, the store's records and the previous manifest in, a JSON-ready
-document out. :func:`write_outputs` then copies images (each to a temporary file renamed into place), prunes
-files of variants no longer in the campaign, and replaces ``manifest.json`` last. If a run dies in between, the
-old manifest still describes complete files, and the next run rewrites both.
+document out. :func:`write_outputs` then copies images (each to a temporary file renamed into place), replaces
+``manifest.json``, and only then prunes files of variants no longer in the campaign. If a run dies in between,
+the old manifest still describes complete files, and the next run rewrites both; it also removes the temporary
+files the dead run left (:func:`locked`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from generator import __version__
 from generator.errors import StoreError
 from generator.planner import Plan
-from generator.store import Record, Store, atomic_write, write_error
+from generator.store import Record, Store, atomic_write, sweep_temp_files, temp_path, write_error
 
 MANIFEST_SCHEMA = "campaign-manifest/1"
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -206,6 +207,7 @@ def locked(folder: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        sweep_temp_files(folder)  # what a run killed while writing here left behind
         yield
     finally:
         os.close(fd)
@@ -260,7 +262,7 @@ def write_outputs(
 
 
 def _copy(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temp_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, tmp)

@@ -28,13 +28,25 @@ STORED_FAULTS = frozenset({None, "empty", "filtered", "partial"})
 # Sets resource limits, then runs `python -m generator` with the remaining arguments. Limits are set in the
 # child itself (not with preexec_fn, which is unsafe while the emulator's threads run in the test process).
 # CPython ignores SIGXFSZ, so a write over RLIMIT_FSIZE raises OSError(EFBIG) as a full disk raises ENOSPC.
+# RELIABILITY_KILL_AT_REPLACE=N makes the process SIGKILL itself at its N-th os.replace: a file fully written
+# to its temporary name and not yet renamed, the worst moment for a crash.
 _BOOT = (
-    "import os, resource, runpy, sys\n"
+    "import os, resource, runpy, signal, sys, threading\n"
     "for name in ('AS', 'FSIZE'):\n"
     "    value = os.environ.pop('RELIABILITY_RLIMIT_' + name, None)\n"
     "    if value:\n"
     "        limit = getattr(resource, 'RLIMIT_' + name)\n"
     "        resource.setrlimit(limit, (int(value), resource.getrlimit(limit)[1]))\n"
+    "kill_at = int(os.environ.pop('RELIABILITY_KILL_AT_REPLACE', '0'))\n"
+    "if kill_at:\n"
+    "    real_replace, lock, seen = os.replace, threading.Lock(), [0]\n"
+    "    def replace(*args, **kwargs):\n"
+    "        with lock:\n"
+    "            seen[0] += 1\n"
+    "            if seen[0] == kill_at:\n"
+    "                os.kill(os.getpid(), signal.SIGKILL)\n"
+    "        return real_replace(*args, **kwargs)\n"
+    "    os.replace = replace\n"
     "sys.argv[0] = 'campaign'\n"
     "runpy.run_module('generator', run_name='__main__', alter_sys=True)\n"
 )
@@ -201,7 +213,7 @@ n = [{", ".join(str(n) for n in range(1, pairs + 1))}]
 # -- what the emulator received ----------------------------------------------------------------------------------
 
 
-def settle(emulator: Emulator, quiet: float = 0.3, limit: float = 10.0) -> dict[str, Any]:
+def settle(emulator: Emulator, quiet: float = 0.15, limit: float = 10.0) -> dict[str, Any]:
     """Stats once no new request has been logged for ``quiet`` seconds (hung requests are logged when they end)."""
     end = time.monotonic() + limit
     stats = emulator.stats()
