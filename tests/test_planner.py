@@ -265,7 +265,7 @@ def test_settings_from_defaults_that_a_model_lacks_are_dropped_silently(repo: Pa
 def test_a_million_variants_are_refused_before_expansion(repo: Path) -> None:
     axis = ", ".join(f'"{i}"' for i in range(1001))
     body = f'[[jobs]]\nid = "huge"\noperation = "generate"\nprompt = "x"\n[jobs.matrix]\na = [{axis}]\nb = [{axis}]\n'
-    with pytest.raises(PlanError, match=r"this matrix expands to 1,002,001 variants, over the limit of 1,000,000"):
+    with pytest.raises(PlanError, match=r"this matrix expands to 1,002,001 variants, over the limit of 100,000"):
         planned(repo, body)
 
 
