@@ -165,12 +165,31 @@ def plan_options(
     import os
 
     endpoint = os.environ.get(ENDPOINT_ENV) or campaign.backend.endpoint
+    if os.environ.get(ENDPOINT_ENV):
+        check_endpoint(os.environ[ENDPOINT_ENV])
     return PlanOptions(
         backend=backend,
         model_map=parse_model_map(model_map),
         only=tuple(parse_selector(s) for s in only),
         endpoint=endpoint.rstrip("/") if endpoint else None,
     )
+
+
+def check_endpoint(url: str) -> None:
+    """Refuse a CAMPAIGN_VERTEX_ENDPOINT that is not an http(s) URL, without echoing it (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"{ENDPOINT_ENV} is not an http(s) URL with a host (e.g. http://127.0.0.1:8765); its value is not "
+            "shown here, as it may hold a token"
+        )
 
 
 def plan_selection_options(f: Any) -> Any:
