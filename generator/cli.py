@@ -28,7 +28,7 @@ from generator.errors import (
     Problem,
     UsageError,
 )
-from generator.planner import PlanOptions, estimate, parse_selector, parse_shard, plan
+from generator.planner import Plan, PlanOptions, estimate, parse_selector, parse_shard, plan
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -597,7 +597,7 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
     help="Run only shard I of N (requests split by key; chained jobs stay "
     "together), e.g. on N CI runners; `campaign report` merges their manifests.",
 )
-@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html and summary.md.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress still goes to stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def generate(
@@ -622,7 +622,7 @@ def generate(
     Requests already in the content store are not sent again: a rerun of an unchanged
     campaign sends nothing. Rate limits per model and location are respected; 429s and
     server errors are retried; Ctrl-C loses only the requests in flight (run again to
-    resume). Writes output/<campaign-id>/: images/, manifest.json, report.html.
+    resume). Writes output/<campaign-id>/: images/, manifest.json, report.html, summary.md.
 
     \b
     Examples:
@@ -665,7 +665,12 @@ def generate(
         echo_notices(campaign)
         try:
             result = run_generate(
-                campaign, backends, _store(campaign, store_dir), settings, progress=make_progress(quiet=quiet)
+                campaign,
+                backends,
+                _store(campaign, store_dir),
+                settings,
+                progress=make_progress(quiet=quiet),
+                announce=_print_warnings,
             )
         except Interrupted as e:
             click.echo(
@@ -676,8 +681,6 @@ def generate(
             sys.exit(EXIT_INTERRUPTED)
         finally:
             backends.close()
-        for warning in result.plan.warnings:
-            click.echo(f"warning: {warning}", err=True)
         complete = complete and result.complete
         if as_json:
             summaries.append(summary_json(result))
@@ -687,6 +690,61 @@ def generate(
         click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     if not complete:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--output",
+    "output_base",
+    type=click.Path(file_okay=False),
+    help="Folder holding <campaign-id>/ [default: output/ at the repository root].",
+)
+def report(paths: tuple[str, ...], output_base: str | None) -> None:
+    """Rebuild report.html and summary.md from the last run, without generating anything.
+
+    Reads output/<campaign-id>/manifest.json and the images beside it (thumbnails are made
+    once and kept in thumbs/). Shard manifests (manifest.shard-I-of-N.json, from
+    `generate --shard`) found there are merged into manifest.json first. Exit code 2 if a
+    campaign has no manifest yet.
+
+    \b
+    Examples:
+      campaign report campaigns/summer-launch.toml
+      campaign report campaigns/ --output public/
+    """
+    from generator.outputs import MANIFEST_SCHEMA, load_manifest, locked, merge_shards, output_dir, write_manifest
+    from generator.report import write_report
+
+    base = Path(output_base) if output_base else None
+    found = []
+    missing = []
+    for campaign in load_all(paths):
+        folder = output_dir(campaign.root, campaign.id, base)
+        merged = merge_shards(folder)
+        if merged is not None:
+            with locked(folder):
+                write_manifest(folder, merged, drop_shards=True)
+            click.echo(f"{campaign.id}: merged {merged['run']['shards']} shard manifests into manifest.json")
+        manifest = load_manifest(folder)
+        if manifest is not None:
+            found.append((campaign, folder, manifest))
+        elif (folder / "manifest.json").exists():
+            missing.append(
+                f"{display_path(folder.absolute() / 'manifest.json')}: not a readable {MANIFEST_SCHEMA} manifest; "
+                f"run `campaign generate {campaign.display}` again"
+            )
+        else:
+            missing.append(
+                f"{campaign.display}: no manifest in {display_path(folder.absolute())}; "
+                f"run `campaign generate {campaign.display}` first"
+            )
+    if missing:
+        raise CampaignError("\n".join(missing))
+    for campaign, folder, manifest in found:
+        with locked(folder):
+            path = write_report(folder, manifest, campaign_file=campaign.file)
+        click.echo(f"{campaign.id}: wrote {display_path(path.absolute())}")
 
 
 @cli.command()
@@ -733,6 +791,11 @@ def clean(paths: tuple[str, ...], store_dir: str | None, max_age_days: float | N
         root = default_store_dir(find_root(Path.cwd() / "x"))
     removed, freed = Store(root).trim(max_age_days=max_age_days, max_bytes=_parse_size(max_size), keep=frozenset(keep))
     click.echo(f"{root}: removed {removed:,} results and {freed / 1e6:,.1f} MB of images")
+
+
+def _print_warnings(planned: Plan) -> None:
+    for warning in planned.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _parse_size(text: str | None) -> int | None:

@@ -15,6 +15,7 @@ deterministic.
 from __future__ import annotations
 
 import operator
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +39,9 @@ MATCH_MAX_MAD = 16.0
 MATCH_MAX_CONTRAST_RATIO = 0.4
 
 _LEVELS = tuple(range(256))
+#: Windows up to this size are scored in one mosaic (Python overhead dominates); larger ones one by
+#: one (the mosaic's extra passes over the pixels would dominate).
+_MOSAIC_MAX_PIXELS = 4096
 
 
 # --------------------------------------------------------------------------------------------------
@@ -286,17 +290,49 @@ class _Level:
             cached = self.contrasts[height] = float(ImageStat.Stat(diff, mask).mean[0])
         return cached
 
-    def candidate(self, x: int, y: int, height: int) -> _Candidate | None:
-        """The template at (x, y), scored, or None if it does not fit.
+    def candidates(self, height: int, xs: range, ys: range) -> list[_Candidate]:
+        """The template of ``height`` at every (x, y) of ``xs`` x ``ys`` that fits, scored.
+
+        All positions are scored at once: their windows are pasted side by side into one mosaic,
+        compared with the template tiled as many times, and each tile's masked mean read from a
+        BOX reduction in floating point (the same value :meth:`score` gives, ~2.5x faster for small
+        windows).
 
         Candidates are ranked by their error relative to the template's contrast at that size, not
         by the raw error: a small template of a plain product also fits *inside* the product's own
         flat body, with a low raw error but a lower contrast to explain.
         """
-        sad = self.score(x, y, height)
-        if sad is None:
-            return None
-        return _Candidate(x, y, height, sad, sad / max(1.0, self.contrast(height)))
+        if height < 4:
+            return []
+        colour, mask, count = self.template(height)
+        width = colour.width
+        columns = [x for x in xs if x >= 0 and x + width <= self.size[0]]
+        rows = [y for y in ys if y >= 0 and y + height <= self.size[1]]
+        if count == 0 or not columns or not rows:
+            return []
+        contrast = max(1.0, self.contrast(height))
+        if width * height > _MOSAIC_MAX_PIXELS:  # large windows: fewer passes over the pixels
+            return [
+                _Candidate(x, y, height, sad, sad / contrast)
+                for y in rows
+                for x in columns
+                if (sad := self.score(x, y, height)) is not None
+            ]
+        nx, ny = len(columns), len(rows)
+        mosaic = Image.new(self.image.mode, (nx * width, ny * height))
+        for j, y in enumerate(rows):
+            for i, x in enumerate(columns):
+                mosaic.paste(self.image.crop((x, y, x + width, y + height)), (i * width, j * height))
+        diff = ImageChops.difference(mosaic, _tile(colour, nx, ny))
+        diff = ImageChops.multiply(diff if diff.mode == "L" else diff.convert("L"), _tile(mask, nx, ny))
+        means = array("f", diff.convert("F").resize((nx, ny), Image.Resampling.BOX).tobytes())
+        factor = width * height / count
+        out = []
+        for j, y in enumerate(rows):
+            for i, x in enumerate(columns):
+                sad = means[j * nx + i] * factor
+                out.append(_Candidate(x, y, height, sad, sad / contrast))
+        return out
 
     def score(self, x: int, y: int, height: int) -> float | None:
         """Masked mean absolute difference with the template at (x, y); None if it does not fit."""
@@ -311,17 +347,37 @@ class _Level:
         return float(sum(map(operator.mul, histogram, _LEVELS))) / count
 
 
+def _tile(image: Image.Image, nx: int, ny: int) -> Image.Image:
+    """``image`` repeated ``nx`` times across and ``ny`` times down (by doubling: few pastes)."""
+    w, h = image.size
+    row = Image.new(image.mode, (nx * w, h))
+    row.paste(image, (0, 0))
+    done = 1
+    while done < nx:
+        n = min(done, nx - done)
+        row.paste(row.crop((0, 0, n * w, h)), (done * w, 0))
+        done += n
+    out = Image.new(image.mode, (nx * w, ny * h))
+    out.paste(row, (0, 0))
+    done = 1
+    while done < ny:
+        n = min(done, ny - done)
+        out.paste(out.crop((0, 0, nx * w, n * h)), (0, done * h))
+        done += n
+    return out
+
+
 def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image) -> Match | None:
     """Find the product in ``result`` at one scale and position (no rotation or mirroring), or None.
 
     Coarse to fine. At 40 px, every size from 25% to 100% of the result's height at every other
     position, in colour (colour tells a red mug from a grey wall of the same brightness); the best
-    few (ranked by error relative to contrast, see :meth:`_Level.candidate`) are refined in grey
+    few (ranked by error relative to contrast, see :meth:`_Level.candidates`) are refined in grey
     over nearby positions and sizes at 64 and 128 px; the best is accepted or rejected in colour at
     128 px (:data:`MATCH_MAX_MAD`, :data:`MATCH_MAX_CONTRAST_RATIO`), then refined in grey at 256
-    and 512 px so the paste lands within a few pixels. About 100 ms for a 1024 px result on one
-    core.
-    Products under a quarter of the frame's height are not looked for.
+    and 512 px so the paste lands within a few pixels. Products under a quarter of the frame's
+    height are not looked for. 60-120 ms for a 1024 px result on one core (the larger the
+    product, the longer).
     """
     bbox = mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
     if bbox is None:
@@ -348,12 +404,8 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
     candidates: list[_Candidate] = []
     height = max(4, round(0.25 * coarse.size[1]))
     while height <= coarse.size[1]:
-        width = round(height * coarse.aspect)
-        for y in range(0, coarse.size[1] - height + 1, 2):
-            for x in range(0, coarse.size[0] - width + 1, 2):
-                found = coarse.candidate(x, y, height)
-                if found is not None:
-                    candidates.append(found)
+        every_other = range(0, coarse.size[0], 2), range(0, coarse.size[1], 2)
+        candidates.extend(coarse.candidates(height, *every_other))
         height += max(1, round(height * 0.1))
     best = _distinct(candidates, 4)
     previous = scale
@@ -370,7 +422,7 @@ def locate_product(result: Image.Image, product: Image.Image, mask: Image.Image)
         return None
     # The size is the loosest estimate (a plain product scores almost the same a pixel or two
     # smaller): search it wider than the position.
-    for side, radius, height_radius in ((256, 2, 4), (512, 1, 2)):
+    for side, radius, height_radius in ((256, 1, 4), (512, 1, 2)):
         scale = min(1.0, side / max(source.size))
         if scale <= previous:
             break
@@ -400,11 +452,8 @@ def _grid(
             height = max(4, round(ch) + dh)
             bx = round(cx - (height - ch) * level.aspect / 2)  # keep the centre where it was
             by = round(cy - (height - ch) / 2)
-            for dy in range(-radius, radius + 1):
-                for dx in range(-radius, radius + 1):
-                    candidate = level.candidate(bx + dx, by + dy, height)
-                    if candidate is not None:
-                        found.append(candidate)
+            near = range(bx - radius, bx + radius + 1), range(by - radius, by + radius + 1)
+            found.extend(level.candidates(height, *near))
     return _distinct(found, keep)
 
 

@@ -253,12 +253,22 @@ def write_outputs(
             if had.get(file) == image["digest"] and target.is_file():
                 continue
             _copy(store.root / image["store"], target)
-    atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    write_manifest(folder, manifest, name, drop_shards=prune)
     if prune:  # only now: the files of removed variants are named by the old manifest until it is replaced
         try:
             _prune(folder, wanted)
         except OSError as e:
             raise write_error(e, Path(e.filename) if e.filename else folder / "images" / "x") from None
+
+
+def write_manifest(
+    folder: Path, manifest: Mapping[str, Any], name: str = "manifest.json", drop_shards: bool = False
+) -> None:
+    """Replace the manifest atomically; with ``drop_shards``, remove shard manifests it supersedes."""
+    atomic_write(folder / name, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    if drop_shards:
+        for stale in folder.glob("manifest.shard-*-of-*.json"):
+            stale.unlink(missing_ok=True)
 
 
 def _copy(source: Path, target: Path) -> None:

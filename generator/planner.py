@@ -35,7 +35,7 @@ from generator.prompts import ENV, AxisVar, TemplateError, render
 #: Bump when the key material changes shape: every key changes, every image is made again.
 KEY_SCHEMA = 1
 #: How each backend appears in keys. Bump the preview renderer's version when its drafts change.
-BACKEND_KEY_IDS = {"preview": "preview/1", "vertex": "vertex", "gemini": "gemini"}
+BACKEND_KEY_IDS = {"preview": "preview/2", "vertex": "vertex", "gemini": "gemini"}
 
 _REAL = ("vertex", "gemini")
 _UINT32 = 2**32

@@ -104,12 +104,15 @@ class Bucket:
             self.starts.append(start)
             return start - now
 
-    def earliest(self) -> float:
-        """When the next request could start (to pick the least busy location)."""
+    def earliest(self, now: float) -> tuple[float, int]:
+        """When the next request could start, then how many started in the window (to pick the least busy
+        location: the soonest free, and among equals the least used). ``now`` is read once by the caller, so
+        that locations are compared at the same instant."""
         with self.lock:
             n = max(1, int(self.limit))
-            free = self.starts[-n] + self.window if len(self.starts) >= n else self.clock.now()
-            return max(free, self.paused_until)
+            free = self.starts[-n] + self.window if len(self.starts) >= n else now
+            recent = sum(1 for t in self.starts if t > now - self.window)
+            return max(free, self.paused_until, now), recent
 
     def throttle(self, retry_after: float | None) -> float:
         """A 429 arrived: lower the limit and pause. Returns the pause in seconds."""
@@ -134,6 +137,7 @@ class Limiter:
         self.clock = clock
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.lock = threading.Lock()
+        self.choosing = threading.Lock()
 
     def bucket(self, model: str, location: str) -> Bucket:
         with self.lock:
@@ -151,5 +155,7 @@ class Limiter:
     def reserve(self, model: str, locations: Sequence[str]) -> tuple[str, float]:
         """Take a start slot of ``model`` in whichever location frees first: that location, and how long to wait
         before starting (the caller sleeps, and may give the slot up)."""
-        location = min(locations, key=lambda loc: self.bucket(model, loc).earliest())
-        return location, self.bucket(model, location).reserve()
+        with self.choosing:  # choose and reserve at once, or two workers pick the same free location
+            now = self.clock.now()
+            location = min(locations, key=lambda loc: self.bucket(model, loc).earliest(now))
+            return location, self.bucket(model, location).reserve()

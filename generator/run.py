@@ -21,6 +21,7 @@ from generator.outputs import build_manifest, load_manifest, locked, output_dir,
 from generator.planner import Plan, PlanOptions, Request, estimate, plan, rpm_of
 from generator.planview import limit_problems
 from generator.ratelimit import Clock, Limiter, SystemClock
+from generator.report import write_report
 from generator.store import Store
 
 
@@ -81,8 +82,11 @@ def generate(
     options: GenerateOptions | None = None,
     clock: Clock | None = None,
     progress: Progress | None = None,
+    announce: Callable[[Plan], None] | None = None,
 ) -> GenerateResult:
     """Generate what the campaign (or the selection in ``options.plan.only``) still lacks.
+
+    ``announce(plan)`` is called once the plan is made, before anything is sent (the CLI prints warnings).
 
     Raises:
         PlanError: the campaign cannot be planned, or the run would exceed its [limits].
@@ -92,6 +96,8 @@ def generate(
     clock = clock or SystemClock()
     full = plan(campaign, replace(options.plan, only=()))
     selected = plan(campaign, options.plan) if options.plan.only else full
+    if announce is not None:
+        announce(selected)
     _check_limits(selected, store, options.run)
     for name in sorted({r.backend for r in selected.requests.values()}):
         backend_for(name)  # fail before anything starts: missing credentials, an unreachable setup
@@ -103,9 +109,9 @@ def generate(
                 selected, backend_for, store, limiter, clock, options.run, progress, locations_for(campaign)
             )
         except Interrupted as e:
-            _finish(campaign, full, e.result, store, folder, options, selected)
+            _finish(campaign, full, e.result, store, folder, options, selected, clock)
             raise
-        return _finish(campaign, full, result, store, folder, options, selected)
+        return _finish(campaign, full, result, store, folder, options, selected, clock)
 
 
 def _check_limits(selected: Plan, store: Store, run: RunOptions) -> None:
@@ -128,6 +134,7 @@ def _finish(
     folder: Path,
     options: GenerateOptions,
     selected: Plan,
+    clock: Clock,
 ) -> GenerateResult:
     records = {key: store.get(key) for key in full.requests}
     previous = load_manifest(folder)
@@ -154,19 +161,10 @@ def _finish(
         from generator.lockfile import write_lockfile
 
         write_lockfile(full, manifest)
-    report = None
-    if options.report and shard is None:
-        report = _write_report(folder, manifest)
+    # The contact sheet of a shard is made after the merge (`campaign report`).
+    report = write_report(folder, manifest, clock, campaign.file) if options.report and shard is None else None
     return GenerateResult(campaign, selected, result, manifest, folder, report)
 
 
 def _manifest_name(shard: tuple[int, int] | None) -> str:
     return "manifest.json" if shard is None else f"manifest.shard-{shard[0] + 1}-of-{shard[1]}.json"
-
-
-def _write_report(folder: Path, manifest: Mapping[str, Any]) -> Path | None:
-    try:
-        from generator.report import write_report
-    except ImportError:  # the contact sheet arrives with the report issue
-        return None
-    return write_report(folder, manifest)

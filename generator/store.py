@@ -127,6 +127,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.~{os.getpid()}~", suffix=".tmp")
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are shared (CI artifacts, static sites)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -230,3 +230,10 @@ def test_manifest_records_provenance(repo: Path) -> None:
     assert (meta["request"], meta["prompt"]) == (image["request"], result.manifest["variants"][0]["prompt"])
     on_disk = json.loads((repo / "output" / "c" / "manifest.json").read_text())
     assert on_disk["variants"][0]["images"][0]["digest"] == image["digest"]
+
+
+def test_written_files_are_readable_by_others(repo: Path) -> None:
+    write_campaign(repo, POSTERS)
+    run(repo, ScriptedBackend())
+    for path in [repo / "output" / "c" / "manifest.json", repo / "c.lock"]:
+        assert path.stat().st_mode & 0o777 == 0o644, path

@@ -165,3 +165,9 @@ def test_against_an_unknown_ref(git_repo: Path, run_cli) -> None:
     result = run_cli("plan", "c.toml", "--diff", "--against", "nope")
     assert result.code == 2
     assert "--against nope: no such git revision" in result.err
+
+
+def test_the_examples_lockfiles_are_fresh(examples: Path, run_cli) -> None:
+    # Like any campaign repository: change an example, run `campaign generate campaigns/`, commit the lockfiles.
+    result = run_cli("check", "campaigns")
+    assert result.code == 0, result.transcript()

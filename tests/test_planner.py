@@ -43,7 +43,7 @@ def test_golden_key(repo: Path) -> None:
     p = planned(repo, HERO)
     first = p.variants[0]
     assert first.id == "hero/product=shoe/scene=beach/style=minimal"
-    assert first.images == (("d724d1c66ac0bc727fd22e4675f56adf", 0), ("d724d1c66ac0bc727fd22e4675f56adf", 1))
+    assert first.images == (("f1aef4a5b2d4b0e11e2d081d42c3f082", 0), ("f1aef4a5b2d4b0e11e2d081d42c3f082", 1))
 
 
 def test_same_input_same_plan(repo: Path) -> None:

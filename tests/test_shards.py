@@ -86,3 +86,20 @@ def test_shard_argument() -> None:
     for bad in ("0/3", "4/3", "x", "1/0"):
         with pytest.raises(UsageError):
             parse_shard(bad)
+
+
+def test_report_merges_shard_manifests(repo: Path, run_cli) -> None:
+    write_campaign(repo, BODY)
+    for i in range(2):
+        run(repo, f"store-{i}", (i, 2), f"runner-{i}")
+        shutil.copytree(repo / f"runner-{i}" / "c", repo / "output" / "c", dirs_exist_ok=True)
+    result = run_cli("report", "c.toml")
+    assert result.code == 0, result.transcript()
+    assert "c: merged 2 shard manifests into manifest.json" in result.out
+    folder = repo / "output" / "c"
+    assert (folder / "report.html").is_file()
+    assert not list(folder.glob("manifest.shard-*"))
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["totals"]["pending"] == 0

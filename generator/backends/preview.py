@@ -814,8 +814,10 @@ def _stage(scene: Scene, objects: Sequence[Image.Image], height: float = 0.6) ->
     sizes = [(max(1, round(target * o.width / o.height)), max(1, round(target))) for o in objects]
     gap = round(0.04 * w)
     total = sum(s[0] for s in sizes) + gap * (len(sizes) - 1)
-    if total > 0.88 * w:
-        f = 0.88 * w / total
+    # A wide product (a shoe) alone would fill the frame: leave the scene room to be judged.
+    widest = (0.62 if len(objects) == 1 else 0.88) * w
+    if total > widest:
+        f = widest / total
         sizes = [(max(1, round(a * f)), max(1, round(b * f))) for a, b in sizes]
         total = sum(s[0] for s in sizes) + gap * (len(sizes) - 1)
     x = round((w - total) / 2 + scene.subject_offset * w)
@@ -991,10 +993,16 @@ def _outpaint(raw: Image.Image, params: Mapping[str, Any], prompt: str, variatio
     # The photo's edges, extended outward, fading into the painted scene with distance.
     canvas = backdrop.copy()
     box = (round(at[0] * k), round(at[1] * k), round((at[0] + sw) * k), round((at[1] + sh) * k))
-    canvas.paste(
-        raw.resize((max(1, box[2] - box[0]), max(1, box[3] - box[1])), Image.Resampling.BOX),
-        box[:2],
-    )
+    alpha = raw.getchannel("A") if raw.mode == "RGBA" else None
+    small_raw = raw.resize((max(1, box[2] - box[0]), max(1, box[3] - box[1])), Image.Resampling.BOX)
+    if alpha is not None:
+        # A cut-out: the scene is painted behind it; there are no photo edges to extend.
+        small = backdrop
+        small = _shadow(small, alpha, at, k, scene)
+        out = _enlarge(small, scene)
+        out.paste(raw.convert("RGB"), at, alpha)
+        return out
+    canvas.paste(small_raw, box[:2])
     known = Image.new("L", canvas.size, 0)
     ImageDraw.Draw(known).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=255)
     extended = _diffuse(canvas, known)
@@ -1289,8 +1297,9 @@ class _Draft:
         raw = self.need("raw")
         mode = self.params.get("edit_mode", "inpaint_insert")
         if mode == "outpaint":
-            flat = _flatten(raw)
-            return _outpaint(flat, self.params, self.prompt, variation, seed), None
+            # A cut-out keeps its transparency: the scene shows through it, as the model paints it in.
+            photo = raw.convert("RGBA") if has_alpha(raw) else _flatten(raw)
+            return _outpaint(photo, self.params, self.prompt, variation, seed), None
         product, source = self.product_area(raw)
         mask_mode = self.params.get("mask_mode", "foreground")
         area = product if mask_mode in ("user", "foreground", "semantic") else ImageOps.invert(product)
