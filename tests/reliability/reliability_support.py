@@ -338,5 +338,6 @@ def comparable_manifest(data: bytes | Mapping[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def lines(text: str) -> Sequence[str]:
-    return [line for line in text.splitlines() if line.strip()]
+def error_lines(err: str) -> Sequence[str]:
+    """stderr without the campaign's notices and warnings (a deprecated model, a fitted photo)."""
+    return [line for line in err.splitlines() if line.strip() and not line.startswith(("warning: ", "notice: "))]

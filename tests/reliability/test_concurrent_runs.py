@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from reliability_support import (
+    error_lines,
     output_problems,
     prompt_counts,
     run_in_process,
@@ -38,19 +39,20 @@ def test_the_same_campaign_twice_at_once_is_refused(
     emulator.configure(latency=0.5)  # the first run lasts a while
     env = {"CAMPAIGN_VERTEX_ENDPOINT": emulator.url}
     first = start_campaign("generate", "c.toml", "--no-report", "-q", "--concurrency", "1", cwd=tmp_path, env=env)
-    wait_for_lock(tmp_path / "output" / "c", first.pid)
-
-    # The second run in this process: it reaches the lock at once, while the first is still busy.
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CAMPAIGN_VERTEX_ENDPOINT", emulator.url)
-    second = run_cli("generate", "c.toml", "--no-report", "-q")
-    assert first.poll() is None, "the first run ended before the second started: nothing was tested"
+    try:
+        wait_for_lock(tmp_path / "output" / "c", first.pid)
+        # The second run in this process: it reaches the lock at once, while the first is still busy.
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("CAMPAIGN_VERTEX_ENDPOINT", emulator.url)
+        second = run_cli("generate", "c.toml", "--no-report", "-q")
+        assert first.poll() is None, "the first run ended before the second started: nothing was tested"
+    finally:
+        _, err = first.communicate(timeout=60)
     assert second.code == 2, second.transcript()
-    assert second.err == (
+    assert error_lines(second.err) == [
         f"{tmp_path / 'output' / 'c'} is in use by another `campaign generate` (pid {first.pid}); wait for it to "
-        "finish, or stop it\n"
-    )
-    _, err = first.communicate(timeout=60)
+        "finish, or stop it"
+    ]
     assert first.returncode == 0, err.decode()
     # The refused run sent nothing: every request was sent once, by the first.
     counts = prompt_counts(settle(emulator))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from reliability_support import (
+    error_lines,
     output_problems,
     prompt_counts,
     run_campaign,
@@ -46,7 +47,7 @@ def one_clean_line(err: str) -> str:
     """The error line: the only line of stderr but the campaign's notices and warnings."""
     assert "Traceback" not in err, err
     assert "internal error" not in err, err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("warning: ", "notice: "))]
+    lines = error_lines(err)
     assert len(lines) == 1, err
     return lines[0]
 
