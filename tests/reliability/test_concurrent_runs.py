@@ -35,7 +35,7 @@ def wait_for_lock(folder: Path, pid: int, timeout: float = 20) -> None:
 def test_the_same_campaign_twice_at_once_is_refused(
     tmp_path: Path, emulator: Emulator, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vertex_campaign(tmp_path, 4)
+    vertex_campaign(tmp_path, 3)
     emulator.configure(latency=0.5)  # the first run lasts a while
     env = {"CAMPAIGN_VERTEX_ENDPOINT": emulator.url}
     first = start_campaign("generate", "c.toml", "--no-report", "-q", "--concurrency", "1", cwd=tmp_path, env=env)
@@ -56,16 +56,16 @@ def test_the_same_campaign_twice_at_once_is_refused(
     assert first.returncode == 0, err.decode()
     # The refused run sent nothing: every request was sent once, by the first.
     counts = prompt_counts(settle(emulator))
-    assert sorted(counts.values()) == [1, 1, 1, 1]
+    assert sorted(counts.values()) == [1, 1, 1]
     assert store_problems(tmp_path / ".campaign-cache") == []
     assert output_problems(tmp_path / "output" / "c") == []
 
 
 def test_two_campaigns_sharing_a_store_at_once_both_complete(tmp_path: Path, emulator: Emulator) -> None:
     # Half their requests are the same (same prompts, same parameters: same keys), half their own.
-    vertex_campaign(tmp_path, 8, campaign_id="one")
-    two = vertex_campaign(tmp_path, 8, campaign_id="two")
-    two.write_text(two.read_text().replace("n = [1, 2, 3, 4,", "n = [101, 102, 103, 104,"))
+    vertex_campaign(tmp_path, 6, campaign_id="one")
+    two = vertex_campaign(tmp_path, 6, campaign_id="two")
+    two.write_text(two.read_text().replace("n = [1, 2, 3,", "n = [101, 102, 103,"))
     emulator.configure(latency=[0.02, 0.1])
     env = {"CAMPAIGN_VERTEX_ENDPOINT": emulator.url}
     store = tmp_path / "shared-store"
@@ -77,7 +77,7 @@ def test_two_campaigns_sharing_a_store_at_once_both_complete(tmp_path: Path, emu
         _, err = run.communicate(timeout=120)
         assert run.returncode == 0, err.decode()
     assert store_problems(store) == []
-    assert len(store_records(store)) == 12  # 4 + 4 of their own, 4 shared
+    assert len(store_records(store)) == 9  # 3 + 3 of their own, 3 shared
     sent = sum(prompt_counts(settle(emulator)).values())
     for name in ("one", "two"):
         assert output_problems(tmp_path / "output" / name) == []
