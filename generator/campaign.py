@@ -21,7 +21,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from generator import schema
-from generator.errors import InvalidCampaign, Problem
+from generator.errors import INVISIBLE, InvalidCampaign, Problem
 from generator.images import (
     DEFAULT_UPLOAD_LIMIT,
     ImageProblem,
@@ -318,7 +318,25 @@ class _Loader:
             return None
         doc = _Document(file, display, text, locate_keys(text), _freeze(data))
         self.documents[file] = doc
+        self.check_characters(doc, data, ())
         return doc
+
+    def check_characters(self, doc: _Document, value: Any, path: KeyPath) -> None:
+        """Refuse control and bidirectional-override characters in every key and text (tab and newline aside):
+        a prompt would carry them to the API, a plan or an error message to the reviewer's terminal."""
+        if isinstance(value, str):
+            found = _REFUSED_IN_TEXT.search(value)
+            if found:
+                self.report(doc, path, _refused_character(found[0]))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                found = INVISIBLE.search(key)
+                if found:
+                    self.report(doc, (*path, key), _refused_character(found[0]))
+                self.check_characters(doc, item, (*path, key))
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                self.check_characters(doc, item, (*path, i))
 
     # -- sections ---------------------------------------------------------------------------------------------
 
@@ -460,7 +478,9 @@ class _Loader:
     # -- paths and images -------------------------------------------------------------------------------------
 
     def resolve_path(self, doc: _Document, at: KeyPath, rel: str, what: str) -> Path | None:
-        if "\x00" in rel or any(ord(c) < 32 for c in rel):
+        if _REFUSED_IN_TEXT.search(rel):
+            return None  # reported by check_characters
+        if INVISIBLE.search(rel):
             self.report(doc, at, f"{what} path contains control characters")
             return None
         if os.path.isabs(rel) or rel.startswith("~"):
@@ -966,6 +986,17 @@ def _starts_on_next_line(text: str, line: int) -> int:
     if not 0 < line <= len(lines):
         return 0
     return 1 if re.search(r"=\s*(\"\"\"|''')\s*$", lines[line - 1]) else 0
+
+
+#: :data:`~generator.errors.INVISIBLE` characters but tab, newline and carriage return, which texts may hold.
+_REFUSED_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _refused_character(char: str) -> str:
+    return (
+        f"contains the invisible character U+{ord(char):04X}; remove it (control and bidirectional-override "
+        "characters are refused)"
+    )
 
 
 def _quote(value: str) -> str:

@@ -35,7 +35,9 @@ Exit codes:
   0  success
   1  some requests failed, were filtered or blocked (the rest is saved);
      `check`: a lockfile is missing or stale
-  2  invalid input or usage (every problem is listed, one per line)
+  2  invalid input or usage (every problem is listed, one per line); or the
+     store or output folder cannot be written (disk full, not writable, in
+     use by another run): finished work is saved, run again once fixed
   3  internal error (a bug: please report it with the traceback)
   130 interrupted (Ctrl-C); everything finished before is saved"""
 
@@ -163,6 +165,8 @@ def plan_options(
     import os
 
     endpoint = os.environ.get(ENDPOINT_ENV) or campaign.backend.endpoint
+    if os.environ.get(ENDPOINT_ENV):
+        check_endpoint(os.environ[ENDPOINT_ENV])
     return PlanOptions(
         backend=backend,
         model_map=parse_model_map(model_map),
@@ -178,6 +182,23 @@ store_option = click.option(
     envvar="CAMPAIGN_STORE",
     help="Content store [default: .campaign-cache/ at the repository root; env CAMPAIGN_STORE].",
 )
+
+
+def check_endpoint(url: str) -> None:
+    """Refuse a CAMPAIGN_VERTEX_ENDPOINT that is not an http(s) URL, without echoing it (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"{ENDPOINT_ENV} is not an http(s) URL with a host (e.g. http://127.0.0.1:8765); its value is not "
+            "shown here, as it may hold a token"
+        )
 
 
 def plan_selection_options(f: Any) -> Any:
@@ -550,6 +571,15 @@ def _store(campaign: Campaign, store_dir: str | None) -> Any:
 @click.option(
     "--retry-filtered", is_flag=True, help="Send again the requests whose images were filtered or blocked last time."
 )
+@click.option(
+    "--quota-patience",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop sending to a model whose quota stays exhausted (429s without a success) this long, or whose "
+    "Retry-After is longer; its requests wait for the next run.",
+)
 @store_option
 @click.option(
     "--output",
@@ -575,6 +605,7 @@ def generate(
     max_requests: int | None,
     concurrency: int | None,
     retry_filtered: bool,
+    quota_patience: float,
     store_dir: str | None,
     output_base: str | None,
     shard: str | None,
@@ -596,8 +627,9 @@ def generate(
       CAMPAIGN_VERTEX_ENDPOINT=http://127.0.0.1:8765 campaign generate campaigns/x.toml --backend vertex
 
     Exit code 0 when every selected image exists, 1 when some failed, were filtered,
-    blocked or left for later (the rest is saved), 2 for invalid input or a run refused
-    by [limits].
+    blocked or left for later (the rest is saved), 2 for invalid input, a run refused
+    by [limits], or a store or output folder that cannot be written (disk full, not
+    writable, in use by another run; the run stops, finished work is saved).
     """
     import os
 
@@ -620,6 +652,7 @@ def generate(
             force=force,
             max_requests=max_requests,
             retry_filtered=retry_filtered,
+            quota_patience=quota_patience,
             shard=parse_shard(shard) if shard else None,
         )
         settings = GenerateOptions(

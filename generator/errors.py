@@ -6,6 +6,7 @@ with its ``exit_code``. Anything else is a bug and exits with :data:`EXIT_INTERN
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +16,8 @@ import click
 EXIT_OK = 0
 #: The run finished but some requests failed, were filtered or blocked; or ``check`` found stale outputs.
 EXIT_INCOMPLETE = 1
-#: Invalid input or usage: the campaign files, a command-line option, a limit that refuses the run.
+#: Invalid input or usage: the campaign files, a command-line option, a limit that refuses the run; or a store or
+#: output folder that cannot be written (disk full, not writable, in use by another run).
 EXIT_INVALID = 2
 #: An unexpected error: a bug in this tool. A traceback is printed.
 EXIT_INTERNAL = 3
@@ -41,7 +43,19 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        line = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return visible(line)
+
+
+#: Characters that must not reach a terminal or an API as they are: C0 and C1 controls (an escape sequence can
+#: rewrite a terminal) and the bidirectional overrides and isolates that make text read differently than it is
+#: (CVE-2021-42574, "Trojan Source").
+INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with :data:`INVISIBLE` characters written as escapes (``\\u001b``), for one-line messages."""
+    return INVISIBLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 class CampaignError(click.ClickException):

@@ -15,8 +15,11 @@ kind of failure:
   does).
 
 Results go to the store (atomic writes; the record is the commit point) as soon as they arrive, so Ctrl-C or a
-kill loses only the requests in flight. Which layer retries: this one. The SDK's own retry is off: it would
-ignore Retry-After and retry behind the rate limiter's back (API-NOTES §4).
+kill loses only the requests in flight. When the store cannot be written (a full disk), the run stops at once and
+raises the :class:`StoreError`: there is no point paying for images that cannot be kept.
+
+Which layer retries: this one. The SDK's own retry is off: it would ignore Retry-After and retry behind the rate
+limiter's back (API-NOTES §4).
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from generator.backends.base import Backend, Outcome, PermanentError, TransientError
+from generator.errors import StoreError
 from generator.images import ImageProblem, digest_bytes, load_bytes
 from generator.planner import Plan, Request, price_of, shard_of
 from generator.postprocess import finish
-from generator.ratelimit import Clock, Limiter
+from generator.ratelimit import Bucket, Clock, Limiter
 from generator.store import Record, Store
 
 Status = Literal["generated", "cached", "filtered", "blocked", "failed", "skipped"]
+#: Longest single sleep of a worker waiting for its rate limit: it notices Ctrl-C or an exhausted quota this fast.
+_SLEEP_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class NoProgress:
 @dataclass
 class _State:
     stop: threading.Event = field(default_factory=threading.Event)
+    fatal: StoreError | None = None  # the store cannot be written: the run stops and raises it
     exhausted: dict[str, str] = field(default_factory=dict)  # model -> message
     sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -122,9 +129,14 @@ def execute(
     Args:
         backend_for: the backend serving a request's ``backend`` name (preview, vertex, gemini).
         locations_for: the locations a request may go to (each has its own quota bucket).
+
+    Raises:
+        Interrupted: Ctrl-C; carries what finished.
+        StoreError: a result could not be stored (disk full, store not writable); the run stopped there.
     """
     options = options or RunOptions()
     progress = progress or NoProgress()
+    store.sweep()  # temporary files of runs killed while writing
     started, t0 = clock.wall(), clock.now()
     outcomes: dict[str, RequestOutcome] = {}
     to_run: list[Request] = []
@@ -154,6 +166,8 @@ def execute(
         ) from None
     finally:
         progress.finish()
+    if state.fatal is not None:
+        raise state.fatal
     stopped = None
     if state.exhausted:
         stopped = "; ".join(state.exhausted.values())
@@ -219,6 +233,11 @@ def _schedule(
                 return
             try:
                 outcome = runner.run(request)
+            except StoreError as e:  # a full disk: stop making images that could not be kept
+                with state.lock:
+                    state.fatal = state.fatal or e
+                state.stop.set()
+                outcome = RequestOutcome(request.key, "failed", reason=str(e))
             except BaseException as e:  # a bug: report it on this request, keep the run going
                 outcome = RequestOutcome(
                     request.key, "failed", reason=f"internal error: {type(e).__name__}: {e}\n{traceback.format_exc()}"
@@ -324,8 +343,10 @@ class _Runner:
                 return RequestOutcome(
                     request.key, "skipped", reason=self.state.exhausted[request.model], attempts=attempts, sent=sent
                 )
-            location = self.limiter.acquire(request.model, locations)
+            location, wait = self.limiter.reserve(request.model, locations)
             bucket = self.limiter.bucket(request.model, location)
+            if self.quota_gone(request.model, bucket, throttled=False) or not self.sleep(wait, request.model):
+                continue  # the loop's first checks say why
             sent += 1
             with self.state.lock:
                 self.state.sent += 1
@@ -336,12 +357,7 @@ class _Runner:
             except TransientError as e:
                 if e.quota:
                     bucket.throttle(e.retry_after)
-                    if self.clock.now() - bucket.last_success > self.options.quota_patience:
-                        self.state.exhausted.setdefault(
-                            request.model,
-                            f"the {request.model} quota stayed exhausted for {self.options.quota_patience:.0f}s; "
-                            "its remaining requests were left for later: run the same command again to resume",
-                        )
+                    self.quota_gone(request.model, bucket, throttled=True)
                     continue
                 attempts += 1
                 if attempts >= self.options.max_attempts:
@@ -359,6 +375,38 @@ class _Runner:
             bucket.succeeded()
             record = self.store_outcome(request, outcome, inputs, self.clock.now() - began, location, attempts + 1)
             return RequestOutcome(request.key, record.status, record, record.reason, attempts + 1, sent)
+
+    def quota_gone(self, model: str, bucket: Bucket, throttled: bool) -> bool:
+        """Whether ``model``'s quota is given up on for this run (and if so, say why in ``state.exhausted``).
+
+        It is when a 429 (``throttled``) comes after ``quota_patience`` seconds without a success, or when the
+        service asks to wait longer than that: sleeping through an hour-long Retry-After would look like a hang.
+        """
+        patience = self.options.quota_patience
+        if model in self.state.exhausted:
+            return True
+        if throttled and self.clock.now() - bucket.last_success > patience:
+            why = f"the {model} quota stayed exhausted for {patience:g}s"
+        elif bucket.paused_until - self.clock.now() > patience:
+            wait = bucket.paused_until - self.clock.now()
+            why = f"the {model} quota is exhausted and the service asks to wait {wait:.0f}s, more than {patience:g}s"
+        else:
+            return False
+        self.state.exhausted.setdefault(
+            model, f"{why}; its remaining requests were left for later: run the same command again to resume"
+        )
+        return True
+
+    def sleep(self, seconds: float, model: str) -> bool:
+        """Sleep ``seconds`` in short steps; False as soon as the run stops or ``model``'s quota is given up on."""
+        end = self.clock.now() + seconds
+        while True:
+            if self.state.stop.is_set() or model in self.state.exhausted:
+                return False
+            left = end - self.clock.now()
+            if left <= 0:
+                return True
+            self.clock.sleep(min(left, _SLEEP_STEP))
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         base = min(self.options.backoff_max, self.options.backoff_base * 2 ** (attempt - 1))

@@ -161,8 +161,10 @@ def decode(data: bytes) -> Image.Image:
         raise ImageProblem("is a decompression bomb (far more pixels than its file size suggests)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = str(e) or type(e).__name__
-        if "truncated" in reason:
+        if "truncated" in reason.lower():  # PNG: "image file is truncated"; JPEG: "Truncated File Read"
             raise ImageProblem("is truncated (the file ends before the image data does)") from None
+        if "decompressed data too large" in reason.lower():  # a PNG text chunk that inflates to megabytes
+            raise ImageProblem("is a decompression bomb (its metadata expands far beyond its file size)") from None
         raise ImageProblem(f"is corrupt: {reason}") from None
     image.format = fmt
     return image

@@ -20,7 +20,7 @@ from typing import Any
 
 from generator.errors import CampaignError
 from generator.planner import KEY_SCHEMA, Plan, Variant
-from generator.store import atomic_write
+from generator.store import atomic_write, sweep_temp_files
 
 LOCK_VERSION = 1
 
@@ -86,6 +86,7 @@ def render_lockfile(plan: Plan, manifest: Mapping[str, Any]) -> str:
 
 def write_lockfile(plan: Plan, manifest: Mapping[str, Any]) -> Path:
     path = lockfile_path(plan.campaign.file)
+    sweep_temp_files(path.parent, recursive=False, name=path.name)  # left by a run killed while writing it
     atomic_write(path, render_lockfile(plan, manifest).encode())
     return path
 

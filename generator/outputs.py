@@ -7,14 +7,16 @@
     manifest.json                                             every variant and image: status, key, provenance
 
 :func:`build_manifest` is pure: the plan, the store's records and the previous manifest in, a JSON-ready
-document out. :func:`write_outputs` then copies images (each to a temporary file renamed into place), prunes
-files of variants no longer in the campaign, and replaces ``manifest.json`` last. If a run dies in between, the
-old manifest still describes complete files, and the next run rewrites both.
+document out. :func:`write_outputs` then copies images (each to a temporary file renamed into place), replaces
+``manifest.json``, and only then prunes files of variants no longer in the campaign. If a run dies in between,
+the old manifest still describes complete files, and the next run rewrites both; it also removes the temporary
+files the dead run left (:func:`locked`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,7 +28,7 @@ from typing import Any
 from generator import __version__
 from generator.errors import StoreError
 from generator.planner import Plan
-from generator.store import Record, Store, atomic_write
+from generator.store import Record, Store, atomic_write, sweep_temp_files, temp_path, write_error
 
 MANIFEST_SCHEMA = "campaign-manifest/1"
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -171,11 +173,13 @@ def build_manifest(
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold the campaign's output folder for one run; a second run at once gets a clear error."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
+        if e.errno in (errno.ENOTDIR, errno.EEXIST):
+            raise write_error(e, path) from None
         raise StoreError(
             f"{folder}: cannot write the output folder ({e.strerror}); fix its permissions or use "
             "--output to choose another"
@@ -190,6 +194,7 @@ def locked(folder: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        sweep_temp_files(folder)  # what a run killed while writing here left behind
         yield
     finally:
         os.close(fd)
@@ -203,7 +208,14 @@ def write_outputs(
     name: str = "manifest.json",
     prune: bool = True,
 ) -> None:
-    """Bring the image tree in line with ``manifest``, then write the manifest (last)."""
+    """Bring the image tree in line with ``manifest``, write the manifest, then remove what it no longer names.
+
+    Until the new manifest replaces the old one, every file the old one names is still there (possibly already
+    with its new bytes), so a crash or a full disk never leaves a manifest naming a missing file.
+
+    Raises:
+        StoreError: a file could not be written (disk full, not writable, a file where a folder should be).
+    """
     had: dict[str, str] = {}
     for v in (previous or {}).get("variants", []):
         for image in v.get("images", []):
@@ -223,14 +235,17 @@ def write_outputs(
                 old = folder / file
                 keep = folder / prior["file"]
                 if old.is_file() and had.get(file) == prior["digest"]:
-                    keep.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(old, keep)
+                    # A copy, not a move: until the new manifest is written, the old one names this file.
+                    _copy(old, keep)
             if had.get(file) == image["digest"] and target.is_file():
                 continue
             _copy(store.root / image["store"], target)
-    if prune:
-        _prune(folder, wanted)
     write_manifest(folder, manifest, name, drop_shards=prune)
+    if prune:  # only now: the files of removed variants are named by the old manifest until it is replaced
+        try:
+            _prune(folder, wanted)
+        except OSError as e:
+            raise write_error(e, Path(e.filename) if e.filename else folder / "images" / "x") from None
 
 
 def write_manifest(
@@ -244,17 +259,15 @@ def write_manifest(
 
 
 def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temp_path(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        from generator.store import _store_error
-
-        raise _store_error(e, target) from None
+        raise write_error(e, target) from None
 
 
 def _prune(folder: Path, wanted: set[str]) -> None:

@@ -148,9 +148,14 @@ class Limiter:
 
     def acquire(self, model: str, locations: Sequence[str]) -> str:
         """Wait for a start slot of ``model`` in whichever location frees first; return that location."""
+        location, wait = self.reserve(model, locations)
+        self.clock.sleep(wait)
+        return location
+
+    def reserve(self, model: str, locations: Sequence[str]) -> tuple[str, float]:
+        """Take a start slot of ``model`` in whichever location frees first: that location, and how long to wait
+        before starting (the caller sleeps, and may give the slot up)."""
         with self.choosing:  # choose and reserve at once, or two workers pick the same free location
             now = self.clock.now()
             location = min(locations, key=lambda loc: self.bucket(model, loc).earliest(now))
-            wait = self.bucket(model, location).reserve()
-        self.clock.sleep(wait)
-        return location
+            return location, self.bucket(model, location).reserve()

@@ -8,15 +8,17 @@ Layout (default ``.campaign-cache/`` at the repository root)::
 A record is the commit point: blobs are written first, each to a temporary file in the same folder and then
 renamed into place (``os.replace``), and the record last, the same way. A crash at any moment leaves either no
 record (the request is sent again) or a complete one; at worst an unreferenced blob, which ``campaign clean``
-removes. Nothing is ever half-written.
+removes, and a temporary file, which the next run removes (:meth:`Store.sweep`). Nothing is ever half-written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -115,12 +117,16 @@ class Record:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
+    The temporary file (``.<name>.~<pid>~<random>.tmp``, in the same folder) names its writer, so that one left
+    by a killed process can be told from one still being written: :func:`sweep_temp_files`.
+
     Raises:
         StoreError: the disk is full or the folder is not writable; the message says which and where.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.~{os.getpid()}~", suffix=".tmp")
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are shared (CI artifacts, static sites)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -128,25 +134,87 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if isinstance(e, OSError):
-            raise _store_error(e, path) from None
+            raise write_error(e, path) from None
         raise
 
 
-def _store_error(e: OSError, path: Path) -> StoreError:
-    if e.errno == errno.ENOSPC:
+def temp_path(path: Path) -> Path:
+    """A temporary name for ``path`` owned by this process (for writers that do not use :func:`atomic_write`)."""
+    return path.with_name(f".{path.name}.~{os.getpid()}~.tmp")
+
+
+#: ``.<name>.~<pid>~<random>.tmp``: a temporary file of :func:`atomic_write` or :func:`temp_path`.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.~(?P<pid>\d+)~[a-z0-9_]*\.tmp$")
+#: Temporary files that name no writer (written by older versions) are removed once this old.
+_UNOWNED_TEMP_SECONDS = 24 * 3600.0
+
+
+def sweep_temp_files(folder: Path, *, recursive: bool = True, name: str | None = None) -> int:
+    """Remove the temporary files under ``folder`` whose writer is gone (a run killed while writing).
+
+    A file whose writer is still running is kept, whoever it is (another campaign's run sharing the store).
+    ``name`` limits the sweep to the temporary files of that file name. Returns how many were removed.
+    """
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    pattern = f".{glob.escape(name)}.*.tmp" if name else ".*.tmp"
+    for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
+        match = _TEMP_NAME.match(path.name)
+        try:
+            if match is not None:
+                if _alive(int(match["pid"])):
+                    continue
+            elif name is not None or time.time() - path.stat().st_mtime < _UNOWNED_TEMP_SECONDS:
+                continue
+            path.unlink()
+            removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    return True
+
+
+def write_error(e: OSError, path: Path) -> StoreError:
+    """What to tell the user when writing ``path`` failed: which folder, what is wrong, what to do."""
+    folder = path.parent
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StoreError(
-            f"{path.parent}: the disk is full; free some space (`campaign clean --max-size ...`) "
+            f"{folder}: the disk is full; free some space (`campaign clean --max-size ...`) "
             "and run again: finished work is saved"
+        )
+    if e.errno == errno.EFBIG:
+        return StoreError(
+            f"{folder}: a file could not be written ({e.strerror}); free some space or raise the file size limit, "
+            "then run again: finished work is saved"
         )
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreError(
-            f"{path.parent}: not writable ({e.strerror}); fix the permissions or choose another "
+            f"{folder}: not writable ({e.strerror}); fix the permissions or choose another "
             "folder, then run again: finished work is saved"
         )
-    return StoreError(f"{path}: cannot write: {e.strerror or e}")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        return StoreError(
+            f"{blocker}: is a file where a folder should be; move it away or choose another folder, "
+            "then run again: finished work is saved"
+        )
+    return StoreError(f"{path}: cannot write ({e.strerror or e}); check the folder, then run again")
 
 
 class Store:
@@ -161,6 +229,10 @@ class Store:
     def blob_path(self, digest: str, mime_type: str) -> Path:
         hexdigest = digest.split(":", 1)[-1]
         return self.root / "blobs" / hexdigest[:2] / f"{hexdigest}.{_EXTENSIONS.get(mime_type, 'bin')}"
+
+    def sweep(self) -> int:
+        """Remove temporary files left by runs killed while writing (at the start of a run)."""
+        return sweep_temp_files(self.root / "blobs") + sweep_temp_files(self.root / "records")
 
     def has(self, key: str) -> bool:
         """Whether the store holds a finished result for ``key`` (so the request need not be sent)."""
