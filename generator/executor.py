@@ -343,10 +343,13 @@ class _Runner:
                 return RequestOutcome(
                     request.key, "skipped", reason=self.state.exhausted[request.model], attempts=attempts, sent=sent
                 )
-            location, wait = self.limiter.reserve(request.model, locations)
-            bucket = self.limiter.bucket(request.model, location)
-            if self.quota_gone(request.model, bucket, throttled=False) or not self.sleep(wait, request.model):
-                continue  # the loop's first checks say why
+            bucket = None
+            location = "default"
+            if getattr(backend, "rate_limited", True):  # local drafts (preview) count against no quota
+                location, wait = self.limiter.reserve(request.model, locations)
+                bucket = self.limiter.bucket(request.model, location)
+                if self.quota_gone(request.model, bucket, throttled=False) or not self.sleep(wait, request.model):
+                    continue  # the loop's first checks say why
             sent += 1
             with self.state.lock:
                 self.state.sent += 1
@@ -355,7 +358,7 @@ class _Runner:
                 routed = replace(request, location=location) if location != "default" else request
                 outcome = backend.generate(routed, inputs)
             except TransientError as e:
-                if e.quota:
+                if e.quota and bucket is not None:
                     bucket.throttle(e.retry_after)
                     self.quota_gone(request.model, bucket, throttled=True)
                     continue
@@ -372,7 +375,8 @@ class _Runner:
                 continue
             except PermanentError as e:
                 return RequestOutcome(request.key, "failed", reason=e.message, attempts=attempts + 1, sent=sent)
-            bucket.succeeded()
+            if bucket is not None:
+                bucket.succeeded()
             record = self.store_outcome(request, outcome, inputs, self.clock.now() - began, location, attempts + 1)
             return RequestOutcome(request.key, record.status, record, record.reason, attempts + 1, sent)
 

@@ -237,3 +237,27 @@ def test_written_files_are_readable_by_others(repo: Path) -> None:
     run(repo, ScriptedBackend())
     for path in [repo / "output" / "c" / "manifest.json", repo / "c.lock"]:
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_preview_drafts_wait_for_no_quota(repo: Path) -> None:
+    from generator.backends.preview import PreviewBackend
+
+    # 40 drafts of a model whose Vertex quota is 2 a minute: none of them waits, since no service is called.
+    write_campaign(
+        repo,
+        '[limits]\nrequests_per_minute = { "imagen-4.0-generate-001" = 2 }\n'
+        + POSTERS.replace("images = 2", 'images = 1\nmodel = "imagen-4.0-generate-001"\nimage_size = "1K"')
+        .replace("[jobs.matrix]", '[jobs.matrix]\nn = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]')
+        .replace('{{ scene.prompt }}"', '{{ scene.prompt }} {{ n }}"'),
+    )
+    clock = FakeClock()
+    options = GenerateOptions(run=RunOptions(concurrency=2), report=False)
+    result = generate(
+        load_campaign(repo / "c.toml"),
+        lambda name: PreviewBackend(),
+        Store(repo / ".campaign-cache"),
+        options,
+        clock=clock,
+    )
+    assert result.run.count("generated") == 40
+    assert clock.now() == 0.0  # the limiter never made anyone wait

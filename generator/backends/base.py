@@ -79,6 +79,8 @@ class Backend(Protocol):
     """An image service. ``generate`` is called from several worker threads at once."""
 
     name: str
+    #: Whether requests count against a service quota (the executor rate-limits them); false for local drafts.
+    rate_limited: bool
 
     def generate(self, request: Request, inputs: Sequence[bytes]) -> Outcome:
         """Make the images of ``request``. ``inputs[i]`` are the bytes of ``request.inputs[i]``."""

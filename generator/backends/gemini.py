@@ -100,6 +100,7 @@ class GeminiBackend:
     """
 
     name = "gemini"
+    rate_limited = True
 
     def __init__(
         self,

@@ -1115,6 +1115,7 @@ class PreviewBackend:
     """Offline layout drafts (see the module docstring). Stateless: safe from many threads."""
 
     name = "preview"
+    rate_limited = False
 
     def generate(self, request: Request, inputs: Sequence[bytes]) -> Outcome:
         """Draw the images of ``request``; ``inputs[i]`` are the bytes of ``request.inputs[i]``.

@@ -92,6 +92,7 @@ class VertexBackend:
     """
 
     name = "vertex"
+    rate_limited = True
 
     def __init__(
         self,
