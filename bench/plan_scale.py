@@ -3,7 +3,7 @@
     python -m bench.plan_scale                 # all sizes, 5 runs each, a fresh process per run
     python -m bench.plan_scale --one 100000    # one run (used internally), prints JSON
 
-Each run is a separate process so that peak memory (ru_maxrss) belongs to that run alone. The campaign is a
+Each run is a separate process so that peak memory (VmHWM) belongs to that run alone. The campaign is a
 realistic shape: 20 products x 25 scenes x styles x aspect ratios, one recontext job, rendered prompts.
 """
 
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from generator import samples
@@ -50,6 +51,21 @@ def write_campaign(folder: Path, products: int, scenes: int, styles: int, ratios
     return path
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory: VmHWM, which belongs to the current program only.
+
+    ``ru_maxrss`` is not used: Linux carries it over exec from the forked copy of the parent, so a child of a
+    large process (the benchmark harness) reported the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def one(n: int) -> dict[str, float]:
     from generator.campaign import load_campaign
     from generator.planner import estimate, plan
@@ -62,8 +78,36 @@ def one(n: int) -> dict[str, float]:
         estimate(planned)
         seconds = time.perf_counter() - t0
         assert len(planned.variants) == n, len(planned.variants)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_memory_mb()
         return {"variants": n, "requests": len(planned.requests), "seconds": seconds, "peak_mb": peak_mb}
+
+
+def measure(sizes: Sequence[int], runs: int) -> list[dict[str, float]]:
+    """Median time and peak memory of ``runs`` runs of each size, a fresh process per run."""
+    rows = []
+    for n in sizes:
+        results = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.plan_scale", "--one", str(n)],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            ).stdout
+            results.append(json.loads(out))
+        rows.append(
+            {
+                "variants": n,
+                "requests": results[0]["requests"],
+                "seconds_median": statistics.median(r["seconds"] for r in results),
+                "peak_mb_median": statistics.median(r["peak_mb"] for r in results),
+                "seconds": [r["seconds"] for r in results],
+                "peak_mb": [r["peak_mb"] for r in results],
+                "runs": runs,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -75,24 +119,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one)))
         return
-    rows = []
-    for n in (int(x) for x in args.sizes.split(",")):
-        runs = []
-        for _ in range(args.runs):
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.plan_scale", "--one", str(n)], check=True, capture_output=True, text=True
-            ).stdout
-            runs.append(json.loads(out))
-        rows.append(
-            {
-                "variants": n,
-                "requests": runs[0]["requests"],
-                "seconds_median": statistics.median(r["seconds"] for r in runs),
-                "peak_mb_median": statistics.median(r["peak_mb"] for r in runs),
-                "runs": args.runs,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+    for row in measure([int(x) for x in args.sizes.split(",")], args.runs):
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -67,6 +68,38 @@ def browser_figures(page_url: str, runs: int) -> tuple[list[float], int, int]:
         thumbs = page.evaluate("document.querySelectorAll('#sheet .thumb').length")
         context.close()
     return times, elements, thumbs
+
+
+def measure(images: int, runs: int, size: int = 480, cold_runs: int | None = None) -> dict[str, Any]:
+    """Cold and warm ``write_report`` on a synthetic campaign of ``images`` images; times in seconds.
+
+    ``cold_runs`` (default ``runs``): cold builds are the slow ones (every thumbnail is made again).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    try:
+        t0 = time.perf_counter()
+        manifest = synthetic_manifest(folder, images, size=size)
+        setup = time.perf_counter() - t0
+
+        def drop_thumbs() -> None:
+            shutil.rmtree(folder / "thumbs", ignore_errors=True)
+
+        cold = timed(cold_runs or runs, drop_thumbs, lambda: write_report(folder, manifest))
+        warm = timed(runs, lambda: None, lambda: write_report(folder, manifest))
+        thumbs = list((folder / "thumbs").iterdir())
+        return {
+            "images": images,
+            "size": size,
+            "setup_seconds": setup,
+            "cold": cold,
+            "warm": warm,
+            "html_bytes": (folder / "report.html").stat().st_size,
+            "summary_bytes": (folder / "summary.md").stat().st_size,
+            "thumbnails": len(thumbs),
+            "thumbnail_bytes": sum(f.stat().st_size for f in thumbs),
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
