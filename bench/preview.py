@@ -6,11 +6,9 @@ Three figures on the same requests (``generate`` with imagen-4.0-fast-generate-0
 * ``generate()`` with concurrency 1: renderer + post-processing (provenance, PNG) + the store;
 * ``generate()`` with the executor's concurrency for preview (the number of CPUs, as the CLI chooses).
 
-The campaign lifts the model's quota (``[limits].requests_per_minute``): ``generate()`` rate-limits preview
-requests by the model's Vertex AI quota too (20 per minute for imagen-4.0-fast-generate-001), which would make
-this a measure of the limiter. How long the limiter holds offline drafts with the default quota is measured
-separately, on a simulated clock (:func:`limiter_wait`): rendering takes no simulated time, so the run's
-duration is exactly the limiter's waiting.
+Offline drafts count against no quota: the executor does not rate-limit preview requests. :func:`limiter_wait`
+checks it on a simulated clock with the model's default Vertex quota (rendering takes no simulated time, so the
+run's duration is exactly the limiter's waiting, which must be 0).
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ def measure_once(shape: tuple[int, int, int], concurrency: int) -> dict[str, flo
 
     with tempfile.TemporaryDirectory(prefix="bench-preview-") as tmp:
         folder = Path(tmp)
-        spec = Shape(*shape, model=MODEL, backend="preview", rpm=100_000)
+        spec = Shape(*shape, model=MODEL, backend="preview")
         campaign = load_campaign(write_campaign(folder, spec))
         requests = list(plan(campaign).requests.values())
         backend = PreviewBackend()

@@ -346,10 +346,11 @@ class _Runner:
             bucket = None
             location = "default"
             if getattr(backend, "rate_limited", True):  # local drafts (preview) count against no quota
-                location, wait = self.limiter.reserve(request.model, locations)
+                location, wait, slot = self.limiter.reserve(request.model, locations)
                 bucket = self.limiter.bucket(request.model, location)
                 if self.quota_gone(request.model, bucket, throttled=False) or not self.sleep(wait, request.model):
                     continue  # the loop's first checks say why
+                bucket.sent(slot)
             sent += 1
             with self.state.lock:
                 self.state.sent += 1

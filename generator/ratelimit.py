@@ -104,6 +104,20 @@ class Bucket:
             self.starts.append(start)
             return start - now
 
+    def sent(self, slot: float) -> None:
+        """The request of ``slot`` is leaving now. If that is later than its slot (a slow first connection, a
+        credential refresh), the log moves it, so that the window counts when requests really reach the server."""
+        with self.lock:
+            now = self.clock.now()
+            if now <= slot:
+                return
+            for i in range(len(self.starts) - 1, -1, -1):
+                if self.starts[i] == slot:
+                    self.starts[i] = now
+                    if i + 1 < len(self.starts) and self.starts[i + 1] < now:
+                        self.starts = deque(sorted(self.starts))
+                    return
+
     def earliest(self, now: float) -> tuple[float, int]:
         """When the next request could start, then how many started in the window (to pick the least busy
         location: the soonest free, and among equals the least used). ``now`` is read once by the caller, so
@@ -148,14 +162,15 @@ class Limiter:
 
     def acquire(self, model: str, locations: Sequence[str]) -> str:
         """Wait for a start slot of ``model`` in whichever location frees first; return that location."""
-        location, wait = self.reserve(model, locations)
+        location, wait, _ = self.reserve(model, locations)
         self.clock.sleep(wait)
         return location
 
-    def reserve(self, model: str, locations: Sequence[str]) -> tuple[str, float]:
-        """Take a start slot of ``model`` in whichever location frees first: that location, and how long to wait
-        before starting (the caller sleeps, and may give the slot up)."""
+    def reserve(self, model: str, locations: Sequence[str]) -> tuple[str, float, float]:
+        """Take a start slot of ``model`` in whichever location frees first: that location, how long to wait
+        before starting (the caller sleeps, and may give the slot up), and the slot's time (for ``Bucket.sent``)."""
         with self.choosing:  # choose and reserve at once, or two workers pick the same free location
             now = self.clock.now()
             location = min(locations, key=lambda loc: self.bucket(model, loc).earliest(now))
-            return location, self.bucket(model, location).reserve()
+            wait = self.bucket(model, location).reserve()
+            return location, wait, now + wait

@@ -83,3 +83,15 @@ def test_limiter_spreads_over_locations() -> None:
     assert used.count("us-central1") == used.count("europe-west4") == 120
     assert clock.now() == pytest.approx(60 * 1.02)  # two minutes' quota per location, one window to wait
     assert limiter.bucket("other", "us-central1").reserve() == 0  # separate models, separate quotas
+
+
+def test_a_late_send_moves_its_slot() -> None:
+    clock = FakeClock()
+    bucket = Bucket(2, clock)
+    first = bucket.reserve()  # slot at t=0
+    clock.sleep(1.5)  # the first request is slow to leave (connection set-up, credentials)
+    bucket.sent(0.0)
+    bucket.reserve()  # the second slot, free at once
+    # The third waits for the first to leave the window, counted from when it really left.
+    assert first == 0
+    assert clock.now() + bucket.reserve() == pytest.approx(1.5 + 60 * 1.02)
