@@ -33,11 +33,12 @@ from generator.planner import Plan, PlanOptions, estimate, parse_selector, parse
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  success
-  1  some requests failed, were filtered or blocked (the rest is saved);
-     `check`: a lockfile is missing or stale
-  2  invalid input or usage (every problem is listed, one per line); or the
-     store or output folder cannot be written (disk full, not writable, in
-     use by another run): finished work is saved, run again once fixed
+  1  some requests failed, were filtered or blocked, or were left for later
+     (the rest is saved); `check`: a lockfile is missing or stale
+  2  invalid input or usage (every problem is listed, one per line), a run
+     refused by [limits], or a store or output folder that cannot be written
+     (disk full, not writable, in use by another run): finished work is
+     saved, run again once fixed
   3  internal error (a bug: please report it with the traceback)
   130 interrupted (Ctrl-C); everything finished before is saved"""
 
