@@ -59,20 +59,20 @@ def _duration(seconds: float) -> str:
 
 
 def _busy_warning(info: Mapping[str, Any]) -> list[str]:
-    """A warning when the machine was busy: its load average above half its cores at the start or the end."""
+    """A warning when the machine was busy before the harness started: its 1-minute load average above half its
+    cores. The load at the end is the harness's own work (its sections keep both cores busy), so it says nothing
+    about other work; it is shown for information only."""
     cores = info["machine"]["cores"] or 1
-    loads = []
-    for text in (info["load_start"], info["load_end"]):
-        try:
-            loads.append(float(text.split()[0]))
-        except (ValueError, IndexError):
-            continue
-    if not loads or max(loads) <= cores / 2:
+    try:
+        load = float(info["load_start"].split()[0])
+    except (ValueError, IndexError, AttributeError):
+        return []
+    if load <= cores / 2:
         return []
     return [
-        f"> **Provisional figures**: the machine was busy (load average up to {max(loads):.1f} on {cores} cores), "
-        "so other work shared the CPU with the benchmarks. Rerun `python -m bench` on a quiet machine for figures "
-        "to quote.",
+        f"> **Provisional figures**: the machine was busy when the harness started (load average {load:.1f} on "
+        f"{cores} cores), so other work may have shared the CPU with the benchmarks. Rerun `python -m bench` on a "
+        "quiet machine for figures to quote.",
         "",
     ]
 
@@ -93,7 +93,8 @@ def render_benchmarks(info: Mapping[str, Any], sections: Sequence[Section]) -> s
         f"- CPU: {machine['cpu']}, {machine['cores']} cores",
         f"- RAM: {machine['ram_gb']} GB",
         f"- Python: {machine['python']}; OS: {machine['os']} (kernel {machine['kernel']})",
-        f"- Load average (1, 5, 15 min) at the start: {info['load_start']}; at the end: {info['load_end']}",
+        f"- Load average (1, 5, 15 min) at the start: {info['load_start']} "
+        f"({'busy' if _busy_warning(info) else 'quiet'}); at the end: {info['load_end']} (the harness's own work)",
         "",
         *_busy_warning(info),
         "## How to read this",

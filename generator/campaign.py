@@ -1120,6 +1120,11 @@ def _message(err: Any, model: Any, loc: tuple[Any, ...]) -> str:
         if isinstance(value, str):
             return "must not be empty" if limit == 1 and kind == "too_short" else f"must be {word} {limit} characters"
         return f"needs {word} {limit} item{'s' if limit != 1 else ''}, got {ctx.get('actual_length')}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length'):,} characters, got {len(value):,}"
+    if kind == "string_too_short":
+        least = ctx.get("min_length")
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
     if kind == "string_pattern_mismatch":
         return f"{_PATTERN_MESSAGES.get(ctx.get('pattern', ''), 'has the wrong form')}, got {_describe(value)}"
     if kind == "value_error":

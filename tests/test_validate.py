@@ -145,3 +145,10 @@ def test_command_line_targets_choose_the_upload_limit(data_repo: Path) -> None:
     fitted = load_campaign("runtime.toml", targets=["gemini-2.5-flash-image"]).products["p"].images[0]
     assert fitted.fitted is not None
     assert "over the 7.0 MB upload limit" in fitted.fitted
+
+
+def test_text_lengths_are_reported_in_plain_words(repo: Path, run_cli) -> None:
+    text = '[campaign]\nid = "c"\n[[scenes]]\nid = "s"\nprompt = "' + "x" * 25_000 + '"\n'
+    (repo / "c.toml").write_text(text)
+    result = run_cli("validate", "c.toml")
+    assert result.err == ("c.toml:5: scenes[0].prompt: must be at most 20,000 characters, got 25,000\n")

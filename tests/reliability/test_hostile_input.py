@@ -102,7 +102,7 @@ def test_a_prompt_of_a_megabyte(data_repo: Path) -> None:
     done = bounded("validate", name, cwd=data_repo)
     assert (done.code, done.err) == (
         2,
-        "runtime.toml:6: scenes[0].prompt: String should have at most 20000 characters\n",
+        "runtime.toml:6: scenes[0].prompt: must be at most 20,000 characters, got 1,000,000\n",
     )
 
 
