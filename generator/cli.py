@@ -377,7 +377,7 @@ def models(as_json: bool) -> None:
             )
         click.echo(json.dumps(rows, indent=2))
         return
-    header = f"{'model':<40} {'operations':<28} {'img/req':>7} {'rpm':>5} {'$/img':>7}  status"
+    header = f"{'model':<40} {'operations':<44} {'img/req':>7} {'rpm':>5} {'$/img':>7}  status"
     click.echo(header)
     click.echo("-" * len(header))
     for spec in REGISTRY.values():
@@ -386,7 +386,7 @@ def models(as_json: bool) -> None:
             status += f" -> {spec.lifecycle.successor}"
         assumed = "*" if "price_per_image_usd" in spec.assumed else " "
         click.echo(
-            f"{spec.id:<40} {','.join(spec.operations):<28} {spec.max_images_per_request:>7} "
+            f"{spec.id:<40} {','.join(spec.operations):<44} {spec.max_images_per_request:>7} "
             f"{spec.requests_per_minute:>5} {spec.price_per_image_usd:>6.3f}{assumed} {status}"
         )
     click.echo("\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd")
