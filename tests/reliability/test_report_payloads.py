@@ -4,11 +4,7 @@ Playwright, the report served from 127.0.0.1. Nothing runs, nothing is fetched f
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +22,6 @@ from tests.scripted import ScriptedBackend
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 #: One string that would run in every context it could land in: element text, an attribute, a URL, inline JSON
 #: (within the 200 characters a name may have).
 PAYLOAD = (
@@ -74,42 +58,7 @@ style = [{text}, "calm", "bold"]
 """
 
 
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: `apt-get install -y chromium`"
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=ARGS, headless=True
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Any]:
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    def serve(folder: Path) -> str:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def test_payloads_in_the_campaign_and_in_answers_stay_text(repo: Path, chromium: Any, served: Any) -> None:
+def test_payloads_in_the_campaign_and_in_answers_stay_text(repo: Path, browser: Any, serve: Any) -> None:
     path = write_campaign(repo, CAMPAIGN.format(text=json.dumps(PAYLOAD)), products=False)
     # The service's answers carry the payload too: a refusal's message, a blocked prompt's reason.
     backend = ScriptedBackend(
@@ -121,8 +70,8 @@ def test_payloads_in_the_campaign_and_in_answers_stay_text(repo: Path, chromium:
     report = write_report(result.folder, result.manifest, FakeClock(), path)
     assert report is not None
 
-    base = served(result.folder)
-    page = chromium.new_page()
+    base = serve(result.folder)
+    page = browser.new_page()
     problems: list[str] = []
     dialogs: list[str] = []
 
