@@ -19,9 +19,11 @@ import click
 from generator import __version__
 from generator.campaign import Campaign, display_path, load_campaign
 from generator.errors import (
+    EXIT_INCOMPLETE,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_OK,
     CampaignError,
     InvalidCampaign,
     PlanError,
@@ -392,13 +394,6 @@ def models(as_json: bool) -> None:
     click.echo("\n* price assumed (not published where we could cite it); override in [limits].price_per_image_usd")
 
 
-def _cached_keys(campaign: Campaign, store_dir: str | None) -> Any:
-    from generator.store import Store, default_store_dir
-
-    store = Store(Path(store_dir) if store_dir else default_store_dir(campaign.root))
-    return store.has
-
-
 @cli.command("plan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @plan_selection_options
@@ -452,7 +447,7 @@ def plan_command(
     over = False
     for campaign in load_all(paths, cli_targets(backend, model_map)):
         planned = plan(campaign, plan_options(campaign, backend, model_map, only))
-        jobs, total = estimate(planned, _cached_keys(campaign, store_dir), _location_count(campaign))
+        jobs, total = estimate(planned, _store(campaign, store_dir).has, _location_count(campaign))
         over = over or bool(limit_problems(planned, total))
         if show_diff:
             documents.append(_show_diff(planned, total, against, as_json, markdown))
@@ -517,7 +512,7 @@ def check(paths: tuple[str, ...], against: str | None) -> None:
         else:
             click.echo(f"{campaign.display}: lockfile up to date ({d.unchanged:,} variants)")
     if stale:
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def _location_count(campaign: Campaign) -> int:
@@ -686,7 +681,7 @@ def generate(
     if as_json:
         click.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     if not complete:
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 @cli.command()
@@ -912,7 +907,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("\ninterrupted; finished work is saved, run the same command again to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
-        sys.exit(0)
+        sys.exit(EXIT_OK)
     except Exception:
         traceback.print_exc()
         click.echo(
@@ -920,4 +915,4 @@ def main(argv: Sequence[str] | None = None) -> None:
             err=True,
         )
         sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+    sys.exit(EXIT_OK)

@@ -113,11 +113,6 @@ def load_bytes(image: InputImage, upload_limit: int | None = None) -> bytes:
     return data
 
 
-def open_image(image: InputImage, upload_limit: int | None = None) -> Image.Image:
-    """Decode ``image`` as it will be sent (fitted if needed)."""
-    return decode(load_bytes(image, upload_limit))
-
-
 def digest_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -7,21 +7,12 @@ where Google did not publish a figure we could cite, ``assumed`` says so and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
 Operation = Literal["generate", "recontext", "bgswap", "customize", "edit", "upscale"]
-OPERATIONS: tuple[Operation, ...] = (
-    "generate",
-    "recontext",
-    "bgswap",
-    "customize",
-    "edit",
-    "upscale",
-)
 BackendName = Literal["preview", "vertex", "gemini"]
-BACKENDS: tuple[BackendName, ...] = ("preview", "vertex", "gemini")
 Family = Literal["imagen", "gemini"]
 
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
@@ -310,20 +301,6 @@ DEFAULT_MODELS: MappingProxyType[tuple[Family, Operation], str] = MappingProxyTy
         ("gemini", "edit"): "gemini-2.5-flash-image",
     }
 )
-
-#: Which API family each backend speaks. The preview backend drafts for the Imagen table unless the campaign
-#: names a Gemini model, so that a preview run packs requests the way the real run will.
-BACKEND_FAMILIES: MappingProxyType[BackendName, tuple[Family, ...]] = MappingProxyType(
-    {"preview": ("imagen", "gemini"), "vertex": ("imagen",), "gemini": ("gemini",)}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelChoice:
-    """The model a job resolved to, and from where (for messages)."""
-
-    spec: ModelSpec
-    origin: str = field(default="default")
 
 
 def default_model(backend: BackendName, operation: Operation) -> str | None:

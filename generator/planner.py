@@ -29,7 +29,7 @@ from generator.campaign import Campaign, Job, Origin, Product, format_key
 from generator.errors import PlanError, Problem, UsageError
 from generator.images import InputImage
 from generator.matrix import Combination, count, expand, value_key
-from generator.models import ModelSpec, default_model, lookup
+from generator.models import REGISTRY, ModelSpec, default_model, lookup
 from generator.prompts import ENV, AxisVar, TemplateError, render
 
 #: Bump when the key material changes shape: every key changes, every image is made again.
@@ -883,7 +883,7 @@ class _VariantBuilder:
                     )
                     return None
         if self.op not in spec.operations:
-            able = sorted(m for m, s in _registry_items() if self.op in s.operations)
+            able = sorted(m for m, s in REGISTRY.items() if self.op in s.operations)
             fail(
                 model_path,
                 f"{spec.id} cannot do {self.op!r} (it does: {', '.join(spec.operations)}); models "
@@ -1245,12 +1245,6 @@ class _Acc:
 # --------------------------------------------------------------------------------------------------------------
 # Small pure helpers
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _registry_items() -> Iterable[tuple[str, ModelSpec]]:
-    from generator.models import REGISTRY
-
-    return REGISTRY.items()
 
 
 def _canonical(value: Any) -> str:

@@ -115,9 +115,7 @@ def generate(
 
 
 def _check_limits(selected: Plan, store: Store, run: RunOptions) -> None:
-    _, total = estimate(selected, store.has)
-    if run.force:
-        _, total = estimate(selected, lambda key: False)
+    _, total = estimate(selected, (lambda key: False) if run.force else store.has)
     if run.max_requests is not None and total.to_send > run.max_requests:
         share = run.max_requests / total.to_send
         total = replace(total, to_send=run.max_requests, cost_usd=total.cost_usd * share)
