@@ -294,34 +294,40 @@ class Store:
                 data = json.loads(path.read_bytes())
                 entries.append((path.stat().st_mtime, path, data))
         entries.sort(key=lambda e: e[0])
-        removed = 0
-        alive: list[tuple[float, Path, dict[str, Any]]] = []
+        sizes = self._blob_sizes()
+        uses: dict[str, int] = {}
+        for _, _, data in entries:
+            for image in data["images"]:
+                uses[image["path"]] = uses.get(image["path"], 0) + 1
+        kept = sum(sizes.values())
+        removed = freed = 0
+
+        def drop(path: Path, data: dict[str, Any]) -> None:
+            nonlocal removed, freed, kept
+            path.unlink(missing_ok=True)
+            removed += 1
+            for image in data["images"]:
+                uses[image["path"]] -= 1
+                if uses[image["path"]] == 0 and image["path"] in sizes:  # no record uses it any more
+                    size = sizes.pop(image["path"])
+                    (self.root / image["path"]).unlink(missing_ok=True)
+                    freed += size
+                    kept -= size
+
+        alive = []
         for mtime, path, data in entries:
             if max_age_days is not None and data["key"] not in keep and now - mtime > max_age_days * 86400:
-                path.unlink(missing_ok=True)
-                removed += 1
+                drop(path, data)
             else:
-                alive.append((mtime, path, data))
+                alive.append((path, data))
         if max_bytes is not None:
-            sizes = self._blob_sizes()
-            total = sum(sizes.values())
-            for _, path, data in list(alive):
-                if total <= max_bytes:
+            for path, data in alive:  # oldest first
+                if kept <= max_bytes:
                     break
-                if data["key"] in keep:
-                    continue
-                path.unlink(missing_ok=True)
-                alive.remove((_, path, data))
-                removed += 1
-                referenced = {i["path"] for _, _, d in alive for i in d["images"]}
-                for image in data["images"]:
-                    if image["path"] not in referenced and image["path"] in sizes:
-                        total -= sizes.pop(image["path"])
-                        (self.root / image["path"]).unlink(missing_ok=True)
-        referenced = {i["path"] for _, _, d in alive for i in d["images"]}
-        freed = 0
-        for rel, size in self._blob_sizes().items():
-            if rel not in referenced:
+                if data["key"] not in keep:
+                    drop(path, data)
+        for rel, size in sizes.items():  # blobs no record refers to (left by an interrupted write)
+            if not uses.get(rel):
                 (self.root / rel).unlink(missing_ok=True)
                 freed += size
         return removed, freed
