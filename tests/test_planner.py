@@ -65,14 +65,11 @@ def test_same_input_same_plan(repo: Path) -> None:
     ],
 )
 def test_keys_change_exactly_with_their_material(repo: Path, change, changed: int) -> None:
-    from tests.builders import PRODUCTS
-
     before = planned(repo, HERO)
     path = repo / "c.toml"
     path.write_text(change(path.read_text()))
     after = plan(load_campaign(path))
     assert len(set(keys(after)) - set(keys(before))) == changed
-    del PRODUCTS
 
 
 def test_input_bytes_change_keys_of_their_product_only(repo: Path) -> None:
