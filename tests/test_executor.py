@@ -44,7 +44,7 @@ def run(repo: Path, backend: ScriptedBackend, only: tuple[str, ...] = (), **run_
 
 def test_first_run_makes_everything_and_a_rerun_sends_nothing(repo: Path) -> None:
     write_campaign(repo, POSTERS)
-    first = run(repo, backend := ScriptedBackend())
+    first = run(repo, ScriptedBackend())
     assert (first.run.count("generated"), first.run.sent, first.complete) == (4, 4, True)
     files = sorted(p.relative_to(repo).as_posix() for p in (repo / "output" / "c" / "images").rglob("*.png"))
     assert files[:2] == [
@@ -55,7 +55,6 @@ def test_first_run_makes_everything_and_a_rerun_sends_nothing(repo: Path) -> Non
     second = run(repo, again := ScriptedBackend())
     assert (second.run.sent, again.calls, second.run.count("cached")) == (0, [], 4)
     assert second.manifest["totals"]["unchanged"] == 8
-    del backend
 
 
 def test_a_changed_scene_remakes_exactly_its_variants(repo: Path) -> None:
